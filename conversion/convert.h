@@ -1,0 +1,62 @@
+/*
+ * convert: the library's front door.  One call turns an .npz plus a mapping
+ * spec into a Keras weight file and a per-layer report.
+ *
+ * Used by the CLI and by the daemon's workers alike; there is no other code
+ * path.  Nothing here knows about HTTP.  The function is reentrant: several
+ * threads may convert at once (HDF5 work is serialised inside kh5).
+ */
+#ifndef CONVERT_H
+#define CONVERT_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "npz.h"
+#include "wb_err.h"
+
+/*
+ * Called between tensors.  Return non-zero to cancel: the conversion then
+ * stops with WB_E_CANCELLED and leaves no output file.
+ */
+typedef int (*convert_progress_fn)(void *arg, uint64_t tensors_done,
+    uint64_t tensors_total, uint64_t bytes_done, uint64_t bytes_total);
+
+struct convert_opts {
+	const char	*npz_path;
+	const json_t	*spec;		/* borrowed: the parsed mapping spec */
+	const char	*out_path;	/* final path; a temp file beside it is renamed into place */
+	const char	*format;	/* "keras-h5" | "keras3"; NULL = the spec's target.format */
+	int		 dry_run;	/* plan and check only; write nothing */
+	struct npz_limits limits;
+	convert_progress_fn progress;	/* may be NULL */
+	void		*progress_arg;
+};
+
+void	convert_opts_init(struct convert_opts *o);
+
+/*
+ * Convert.  Returns 0 on success.  On failure returns the wb_code and fills
+ * err; *report is still set whenever the archive and spec could be read
+ * (mapping problems are all listed in it, not just the first).  The caller
+ * owns *report (one json_decref).  On any failure no file exists at
+ * out_path and no temporary file is left behind.
+ * On success the report's "result" object holds "format", "bytes" and
+ * "sha256" (hex) of the written file.
+ */
+int	convert_run(const struct convert_opts *o, json_t **report,
+	    struct wb_err *err);
+
+/*
+ * The tensor list of an archive, as JSON: {"tensors":[{"key","dtype",
+ * "shape","bytes","method"}...],"count","total_bytes"}.  Caller owns it.
+ */
+int	convert_inspect(const char *npz_path, const struct npz_limits *lim,
+	    json_t **out, struct wb_err *err);
+
+/* A starting spec for an archive (what `weightbridge template` prints). */
+int	convert_template(const char *npz_path, const struct npz_limits *lim,
+	    json_t **out, struct wb_err *err);
+
+#endif

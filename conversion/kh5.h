@@ -1,0 +1,83 @@
+/*
+ * kh5: every HDF5 call in weightbridge lives here.
+ *
+ * Writes the two Keras weight-file layouts (see docs/formats.md):
+ *  - KH5_LEGACY: the tf-keras / Keras 3 legacy `*.h5` weights layout.  Root
+ *    attributes `layer_names`, `backend`, `keras_version`; one group per
+ *    layer with a `weight_names` attribute; datasets at the paths those names
+ *    give.  String-list attributes larger than 64512 bytes are chunked into
+ *    `name0`, `name1`, ... exactly as Keras does.
+ *  - KH5_KERAS3: the Keras 3 `*.weights.h5` layout: `/layers/<key>/vars/<i>`
+ *    (the layer's `name` is a group path, weight paths are relative to it).
+ * The whole layout (groups, attributes, datasets of the final shapes) is
+ * created up front by kh5_create(); tensors are then written in any order
+ * with kh5_write().  HDF5 keeps one global lock, so each kh5 call holds a
+ * process-wide mutex and nothing else does HDF5 work.
+ * Datasets are native little-endian float32, contiguous, unfiltered.
+ */
+#ifndef KH5_H
+#define KH5_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wb_err.h"
+
+#define KH5_ATTR_LIMIT	64512	/* HDF5_OBJECT_HEADER_LIMIT in Keras */
+#define KH5_MAX_DIMS	32
+
+enum kh5_format {
+	KH5_LEGACY = 0,		/* "keras-h5" */
+	KH5_KERAS3 = 1		/* "keras3" */
+};
+
+struct kh5_weight {
+	const char	*path;	/* relative to the layer group, e.g. "conv1/kernel:0" or "vars/0" */
+	int		 ndim;	/* 0 = scalar */
+	const uint64_t	*shape;
+};
+
+struct kh5_layer {
+	const char	*name;	/* legacy: layer name; keras3: group path "layers/dense_1" */
+	size_t		 nweights;
+	const struct kh5_weight *w;
+};
+
+struct kh5_meta {
+	const char	*keras_version;	/* legacy root attribute, e.g. "2.15.0" */
+	const char	*backend;	/* legacy root attribute, e.g. "tensorflow" */
+};
+
+struct kh5_writer;
+
+/*
+ * Create the file at path (truncating) with the complete layout.  Nothing in
+ * layers is kept after the call returns.  On failure nothing needs closing;
+ * the caller removes the file.
+ */
+int	kh5_create(const char *path, enum kh5_format fmt,
+	    const struct kh5_layer *layers, size_t nlayers,
+	    const struct kh5_meta *meta, struct kh5_writer **out,
+	    struct wb_err *err);
+
+/* Write all elements of weight `weight` of layer `layer` (float32, C order). */
+int	kh5_write(struct kh5_writer *w, size_t layer, size_t weight,
+	    const float *data, struct wb_err *err);
+
+/* Flush and close; frees w whatever the outcome.  w may be NULL. */
+int	kh5_close(struct kh5_writer *w, struct wb_err *err);
+
+/*
+ * Re-open path read-only and check that every dataset named by layers exists
+ * with the given shape and float32 type, and that the SHA-256 of its bytes
+ * equals sha[k] (k counts weights across layers in order).  Also checks the
+ * name-list attributes (legacy) read back as written.
+ */
+int	kh5_verify(const char *path, enum kh5_format fmt,
+	    const struct kh5_layer *layers, size_t nlayers,
+	    const uint8_t (*sha)[32], struct wb_err *err);
+
+/* Version string of the HDF5 library in use, e.g. "1.10.8". */
+const char *kh5_lib_version(void);
+
+#endif
