@@ -475,15 +475,20 @@ SPEC_EMBEDDING = _spec([
     {"name": "head", "type": "Dense", "from": "head"},
 ])
 
+# A Custom entry has no Keras class to derive a Keras 3 path from, so every
+# Dense here names its `layers/dense[_N]` key (N counts model.layers order).
 SPEC_CUSTOM = _spec([
-    {"name": "proj", "type": "Custom", "weights": [
-        {"name": "kernel", "from": "proj.weight",
-         "transform": {"transpose": [1, 0]}},
-        {"name": "bias", "from": "proj.bias"}]},
-    {"name": "mix", "type": "Custom", "weights": [
-        {"name": "kernel", "from": "mix.weight"},
-        {"name": "bias", "from": "mix.bias"}]},
-    {"name": "head", "type": "Dense", "from": "head"},
+    {"name": "proj", "type": "Custom", "keras3_path": "layers/dense",
+     "weights": [
+         {"name": "kernel", "from": "proj.weight",
+          "transform": {"transpose": [1, 0]}},
+         {"name": "bias", "from": "proj.bias"}]},
+    {"name": "mix", "type": "Custom", "keras3_path": "layers/dense_1",
+     "weights": [
+         {"name": "kernel", "from": "mix.weight"},
+         {"name": "bias", "from": "mix.bias"}]},
+    {"name": "head", "type": "Dense", "from": "head",
+     "keras3_path": "layers/dense_2"},
 ])
 
 # `match` expands in archive order (conv1, bn1, conv2, bn2, downsample.0,
