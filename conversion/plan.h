@@ -1,0 +1,99 @@
+/*
+ * plan: match a mapping spec against an archive's tensor list.
+ *
+ * The planner needs only the index (names, dtypes, shapes), never tensor
+ * data, so a dry run, the shape report and every mapping error come before a
+ * single byte is inflated.  It expands `match` entries, picks (or infers) a
+ * preset for each layer, resolves every target weight to its source keys and
+ * a transform recipe, computes and checks the final shapes, and records all
+ * problems in the report instead of stopping at the first.
+ *
+ * The plan owns its layers and weights; the index and spec it was built from
+ * must outlive it.  The report (a jansson object) is owned by the plan until
+ * the caller takes it with plan_take_report().
+ */
+#ifndef PLAN_H
+#define PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "kh5.h"
+#include "npz.h"
+#include "spec.h"
+#include "wb_err.h"
+#include "xform.h"
+
+struct plan_weight {
+	char		*name;		/* Keras variable name: "kernel" */
+	char		*path;		/* dataset path inside the layer group */
+	int		 nsrc;
+	long		 src[XF_MAX_SOURCES];	/* index entries */
+	struct xf_shape	 in[XF_MAX_SOURCES];
+	struct xf_recipe recipe;
+	struct xf_shape	 out;		/* final shape */
+	int		 has_expect;
+	struct xf_shape	 expect;	/* what the Keras layer requires */
+	int		 bad;		/* a problem was reported for it */
+	json_t		*jw;		/* borrowed: its object in the report */
+};
+
+struct plan_layer {
+	char		*name;		/* Keras layer name */
+	char		*type;		/* preset name */
+	char		*from;		/* source prefix, after stripping */
+	char		*group;		/* HDF5 group path of the layer */
+	int		 inferred;	/* type came from "auto" */
+	size_t		 nw;
+	struct plan_weight *w;
+	json_t		*jl;		/* borrowed: its object in the report */
+};
+
+struct plan {
+	const struct npz_index *ix;
+	const struct spec *spec;
+	enum kh5_format	 format;
+	size_t		 nlayers, caplayers;
+	struct plan_layer *l;
+	char		**skey;		/* per index entry: key after strip_prefixes */
+	uint8_t		*ignored;	/* per index entry */
+	uint32_t	*uses;		/* per index entry: weights reading it */
+	size_t		 nproblems;
+	json_t		*report;
+	json_t		*problems, *warnings;	/* borrowed from report */
+};
+
+/*
+ * Build the plan.  format overrides the spec's target.format when not NULL.
+ * Returns 0 when the plan has no problems, WB_E_MAPPING (or WB_E_SPEC) when
+ * it has some (they are all in the report; err holds the first), or another
+ * code for internal failures.  *out is set whenever it could be allocated,
+ * even on failure, so the caller can take the report.
+ */
+int	plan_build(const struct npz_index *ix, const struct spec *spec,
+	    const char *format, struct plan **out, struct wb_err *err);
+void	plan_free(struct plan *p);
+
+/* Hand the report to the caller (who then owns it). */
+json_t	*plan_take_report(struct plan *p);
+
+/*
+ * Record a problem in the report.  layer/weight/key may be NULL.  code is a
+ * wb_code; the message names the tensor or field.  Counted in nproblems.
+ */
+void	plan_problem(struct plan *p, enum wb_code code, const char *layer,
+	    const char *weight, const char *key, const char *fmt, ...)
+	    __attribute__((format(printf, 6, 7)));
+void	plan_warning(struct plan *p, const char *layer, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
+/* The kh5 layout of the plan.  Pointers borrow from p. */
+int	plan_layout(const struct plan *p, struct kh5_layer **layers,
+	    struct kh5_weight **weights, struct wb_err *err);
+
+/* Index entry for a (stripped) key, or -1. */
+long	plan_find(const struct plan *p, const char *key);
+
+#endif
