@@ -25,6 +25,10 @@
 
 #define KH5_ATTR_LIMIT	64512	/* HDF5_OBJECT_HEADER_LIMIT in Keras */
 #define KH5_MAX_DIMS	32
+#define KH5_MAX_NAME	4096	/* bytes in one layer name or weight path */
+#define KH5_MAX_LAYERS	65536	/* layers per file */
+#define KH5_MAX_WEIGHTS	65536	/* datasets per file (each stays open until kh5_close) */
+#define KH5_VERIFY_BLOCK (16u << 20)	/* bytes kh5_verify reads per slab */
 
 enum kh5_format {
 	KH5_LEGACY = 0,		/* "keras-h5" */
@@ -54,6 +58,13 @@ struct kh5_writer;
  * Create the file at path (truncating) with the complete layout.  Nothing in
  * layers is kept after the call returns.  On failure nothing needs closing;
  * the caller removes the file.
+ *
+ * Names: a layer name and a weight path are '/'-separated HDF5 paths and must
+ * not be empty, start with '/', or have empty, "." or ".." components
+ * (WB_E_USAGE); neither may be longer than KH5_MAX_NAME (WB_E_LIMIT).  No two
+ * layers may share a name, no two weights a full path, and no dataset may sit
+ * where another name needs a group (WB_E_USAGE).  meta may be NULL (legacy
+ * defaults "tensorflow" / "2.15.0"; ignored for KH5_KERAS3).
  */
 int	kh5_create(const char *path, enum kh5_format fmt,
 	    const struct kh5_layer *layers, size_t nlayers,
@@ -64,7 +75,22 @@ int	kh5_create(const char *path, enum kh5_format fmt,
 int	kh5_write(struct kh5_writer *w, size_t layer, size_t weight,
 	    const float *data, struct wb_err *err);
 
-/* Flush and close; frees w whatever the outcome.  w may be NULL. */
+/*
+ * Write rows [row0, row0 + nrows) along the leading axis of weight `weight`
+ * of layer `layer`, for large tensors written in blocks.  data holds nrows
+ * times the product of the other dimensions float32 values, C order.  The
+ * weight must have ndim >= 1.  Blocks may come in any order; nrows == 0 is a
+ * no-op.  Bad indices or a range past the leading dimension: WB_E_INTERNAL.
+ */
+int	kh5_write_rows(struct kh5_writer *w, size_t layer, size_t weight,
+	    uint64_t row0, uint64_t nrows, const float *data,
+	    struct wb_err *err);
+
+/*
+ * Flush and close; frees w whatever the outcome.  w may be NULL.  Fails with
+ * WB_E_INTERNAL if a weight was never written, or got fewer rows in total
+ * than its leading dimension (unwritten data would read back as zeros).
+ */
 int	kh5_close(struct kh5_writer *w, struct wb_err *err);
 
 /*
@@ -72,6 +98,9 @@ int	kh5_close(struct kh5_writer *w, struct wb_err *err);
  * with the given shape and float32 type, and that the SHA-256 of its bytes
  * equals sha[k] (k counts weights across layers in order).  Also checks the
  * name-list attributes (legacy) read back as written.
+ * Data is read in slabs of at most KH5_VERIFY_BLOCK bytes, so verifying a
+ * large tensor needs no second full copy.  Mismatches: WB_E_OUTPUT, with a
+ * message naming the dataset.
  */
 int	kh5_verify(const char *path, enum kh5_format fmt,
 	    const struct kh5_layer *layers, size_t nlayers,

@@ -1,0 +1,1364 @@
+/*
+ * kh5: the HDF5 writer and verifier for Keras weight files.
+ *
+ * This is the only file in weightbridge that calls HDF5.  Two reasons keep it
+ * that way.  First, HDF5 serialises everything behind one global lock (and a
+ * build without thread safety would not be safe at all), so every public
+ * function here takes kh5_lock and nothing outside this file can race it.
+ * Second, HDF5 failures arrive on a per-thread error stack; automatic
+ * printing to stderr is switched off for each thread that enters, and the
+ * innermost entry of the stack is folded into the wb_err message next to the
+ * layer and weight the caller knows about.
+ *
+ * kh5_create() checks every name, then lays out the whole file: groups,
+ * name-list attributes and every dataset at its final shape.  Datasets stay
+ * open in the writer so kh5_write()/kh5_write_rows() are one H5Dwrite each.
+ * Object timestamps are switched off, so the same input gives a byte-identical
+ * file.  The file keeps the default (oldest) format bounds so HDF5 1.8 and
+ * every h5py can read it; see docs/formats.md for what each layout contains.
+ *
+ * kh5_verify() re-opens the file and hashes each dataset in slabs of at most
+ * KH5_VERIFY_BLOCK bytes: it splits the tensor at the outermost axis whose
+ * trailing sub-array fits in a slab and walks the axes before it, so even a
+ * tensor whose single row is larger than a slab is read in bounded pieces, in
+ * C order, and hashed as one stream.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hdf5.h>
+
+#include "kh5.h"
+#include "sha256.h"
+
+#define KH5_DEF_BACKEND		"tensorflow"
+#define KH5_DEF_VERSION		"2.15.0"
+#define KH5_REASON_MAX		200	/* bytes of HDF5's own message we keep */
+#define KH5_SHOW		160	/* bytes of a name shown in a message */
+
+struct kh5_dset {
+	hid_t		 id;
+	int		 ndim;
+	hsize_t		 dims[KH5_MAX_DIMS];
+	uint64_t	 nelem;
+	uint64_t	 row_elems;	/* elements per leading-axis row */
+	uint64_t	 rows;		/* leading dimension (1 for a scalar) */
+	uint64_t	 rows_done;	/* rows written so far, capped at rows */
+	char		*layer;		/* for messages */
+	char		*path;
+};
+
+struct kh5_writer {
+	hid_t		 file;
+	enum kh5_format	 fmt;
+	size_t		 nlayers;
+	size_t		*first;		/* layer i's weights are ds[first[i]..] */
+	size_t		*count;
+	size_t		 nds;
+	struct kh5_dset	*ds;
+};
+
+/* A name the layout needs, for the conflict check in kh5_check_layers(). */
+struct kh5_node {
+	char		*path;
+	int		 is_dataset;
+};
+
+static pthread_mutex_t	kh5_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t	kh5_once = PTHREAD_ONCE_INIT;
+static char		kh5_version[32] = "unknown";
+static int		kh5_init_ok;
+/*
+ * HDF5 built thread-safe keeps the error stack, and with it the automatic
+ * printing switch, per thread: silencing it once for the process is not
+ * enough, so each thread does it on its first entry.
+ */
+static _Thread_local int kh5_quiet;
+
+#define KH5_FAIL(err, code, ...) \
+	kh5_fail_at((err), __FILE__, __LINE__, (code), __VA_ARGS__)
+
+static int	kh5_fail_at(struct wb_err *, const char *, int, enum wb_code,
+		    const char *, ...) __attribute__((format(printf, 5, 6)));
+
+static void
+kh5_init(void)
+{
+	unsigned maj, min, rel;
+
+	if (H5open() < 0 || H5get_libversion(&maj, &min, &rel) < 0)
+		return;
+	snprintf(kh5_version, sizeof(kh5_version), "%u.%u.%u", maj, min, rel);
+	kh5_init_ok = 1;
+}
+
+/*
+ * Take the lock.  Fails (without the lock) only if HDF5 never initialised,
+ * in which case no writer can exist either.
+ */
+static int
+kh5_enter(struct wb_err *err)
+{
+	pthread_once(&kh5_once, kh5_init);
+	if (!kh5_init_ok)
+		return wb_err_set(err, WB_E_OUTPUT,
+		    "the HDF5 library failed to initialise");
+	pthread_mutex_lock(&kh5_lock);
+	/* Best effort: a failure only means noise on stderr; retry next time. */
+	if (!kh5_quiet && H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0)
+		kh5_quiet = 1;
+	return 0;
+}
+
+static void
+kh5_leave(void)
+{
+	pthread_mutex_unlock(&kh5_lock);
+}
+
+static herr_t
+kh5_walk_cb(unsigned n, const H5E_error2_t *e, void *arg)
+{
+	char *reason = arg;
+
+	/* Walking upward, entry 0 is where the failure was first noticed. */
+	if (n == 0 && e->desc != NULL)
+		snprintf(reason, KH5_REASON_MAX, "%s", e->desc);
+	return 0;
+}
+
+/*
+ * Set err from a formatted message plus the innermost HDF5 error, if the
+ * thread's stack holds one, then clear the stack.
+ */
+static int
+kh5_fail_at(struct wb_err *err, const char *file, int line, enum wb_code code,
+    const char *fmt, ...)
+{
+	char msg[WB_ERR_MSG_MAX], reason[KH5_REASON_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	reason[0] = '\0';
+	if (H5Eget_num(H5E_DEFAULT) > 0) {
+		H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, kh5_walk_cb, reason);
+		H5Eclear2(H5E_DEFAULT);
+	}
+	if (reason[0] != '\0')
+		return wb_err_set_at(err, file, line, code, "%s (HDF5: %s)",
+		    msg, reason);
+	return wb_err_set_at(err, file, line, code, "%s", msg);
+}
+
+static char *
+kh5_join(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *s;
+
+	if ((s = malloc(la + lb + 2)) == NULL)
+		return NULL;
+	memcpy(s, a, la);
+	s[la] = '/';
+	memcpy(s + la + 1, b, lb + 1);
+	return s;
+}
+
+/* Check one layer name or weight path against the rules in kh5.h. */
+static int
+kh5_check_name(const char *s, const char *what, size_t layer,
+    struct wb_err *err)
+{
+	const char *p, *end;
+	size_t len, n;
+
+	if (s == NULL || s[0] == '\0')
+		return wb_err_set(err, WB_E_USAGE,
+		    "layer #%zu: empty %s", layer, what);
+	if ((len = strlen(s)) > KH5_MAX_NAME)
+		return wb_err_set(err, WB_E_LIMIT,
+		    "layer #%zu: %s '%.*s...' is %zu bytes, more than %d",
+		    layer, what, KH5_SHOW, s, len, KH5_MAX_NAME);
+	if (s[0] == '/')
+		return wb_err_set(err, WB_E_USAGE,
+		    "layer #%zu: %s '%.*s' must not start with '/'",
+		    layer, what, KH5_SHOW, s);
+	for (p = s; ; p = end + 1) {
+		if ((end = strchr(p, '/')) == NULL)
+			end = p + strlen(p);
+		n = (size_t)(end - p);
+		if (n == 0 || (n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			return wb_err_set(err, WB_E_USAGE,
+			    "layer #%zu: %s '%.*s' has an empty, '.' or '..' "
+			    "component", layer, what, KH5_SHOW, s);
+		if (*end == '\0')
+			break;
+	}
+	return 0;
+}
+
+/* Byte order with '/' lowest, so every "p/..." sorts right after "p". */
+static int
+kh5_node_cmp(const void *va, const void *vb)
+{
+	const unsigned char *a = (const unsigned char *)
+	    ((const struct kh5_node *)va)->path;
+	const unsigned char *b = (const unsigned char *)
+	    ((const struct kh5_node *)vb)->path;
+	unsigned ca, cb;
+
+	for (;; a++, b++) {
+		ca = *a == '/' ? 1 : *a;
+		cb = *b == '/' ? 1 : *b;
+		if (ca != cb || ca == 0)
+			return (int)ca - (int)cb;
+	}
+}
+
+/*
+ * Validate layers: names, shapes, counts, and that the layout is a tree (no
+ * duplicate paths, no dataset where a group is needed).  *total receives the
+ * number of weights.
+ */
+static int
+kh5_check_layers(const struct kh5_layer *layers, size_t nlayers,
+    size_t *total, struct wb_err *err)
+{
+	struct kh5_node *nodes = NULL;
+	const struct kh5_weight *wt;
+	size_t i, j, k, nw = 0, nn = 0, plen;
+	uint64_t nelem;
+	int d, rc = 0;
+
+	*total = 0;
+	if (nlayers > 0 && layers == NULL) {
+		rc = wb_err_set(err, WB_E_INTERNAL, "kh5: layers is NULL");
+		goto out;
+	}
+	if (nlayers > KH5_MAX_LAYERS) {
+		rc = wb_err_set(err, WB_E_LIMIT,
+		    "%zu layers, more than the limit of %d", nlayers,
+		    KH5_MAX_LAYERS);
+		goto out;
+	}
+	for (i = 0; i < nlayers; i++) {
+		if ((rc = kh5_check_name(layers[i].name, "layer name", i,
+		    err)) != 0)
+			goto out;
+		if (layers[i].nweights > KH5_MAX_WEIGHTS - nw) {
+			rc = wb_err_set(err, WB_E_LIMIT,
+			    "more than %d weights in one file",
+			    KH5_MAX_WEIGHTS);
+			goto out;
+		}
+		nw += layers[i].nweights;
+		if (layers[i].nweights > 0 && layers[i].w == NULL) {
+			rc = wb_err_set(err, WB_E_INTERNAL,
+			    "kh5: layer '%.*s' has no weight array", KH5_SHOW,
+			    layers[i].name);
+			goto out;
+		}
+		for (j = 0; j < layers[i].nweights; j++) {
+			wt = &layers[i].w[j];
+			if ((rc = kh5_check_name(wt->path, "weight path", i,
+			    err)) != 0)
+				goto out;
+			if (wt->ndim < 0 || wt->ndim > KH5_MAX_DIMS ||
+			    (wt->ndim > 0 && wt->shape == NULL)) {
+				rc = wb_err_set(err, WB_E_USAGE,
+				    "layer '%.*s' weight '%.*s': bad rank %d",
+				    KH5_SHOW, layers[i].name, KH5_SHOW,
+				    wt->path, wt->ndim);
+				goto out;
+			}
+			/* Elements times 4 bytes must fit a size_t buffer. */
+			nelem = 1;
+			for (d = 0; d < wt->ndim; d++) {
+				if (wt->shape[d] != 0 &&
+				    nelem > SIZE_MAX / 4 / wt->shape[d]) {
+					rc = wb_err_set(err, WB_E_LIMIT,
+					    "layer '%.*s' weight '%.*s': shape "
+					    "too large", KH5_SHOW,
+					    layers[i].name, KH5_SHOW, wt->path);
+					goto out;
+				}
+				nelem *= wt->shape[d];
+			}
+		}
+	}
+
+	/* One node per layer group and per dataset; KH5_MAX_* bound nn. */
+	if ((nodes = calloc(nlayers + nw + 1, sizeof(*nodes))) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "kh5: out of memory");
+		goto out;
+	}
+	for (i = 0; i < nlayers; i++) {
+		if ((nodes[nn].path = strdup(layers[i].name)) == NULL) {
+			rc = wb_err_set(err, WB_E_NOMEM, "kh5: out of memory");
+			goto out;
+		}
+		nodes[nn++].is_dataset = 0;
+		for (j = 0; j < layers[i].nweights; j++) {
+			nodes[nn].path = kh5_join(layers[i].name,
+			    layers[i].w[j].path);
+			if (nodes[nn].path == NULL) {
+				rc = wb_err_set(err, WB_E_NOMEM,
+				    "kh5: out of memory");
+				goto out;
+			}
+			nodes[nn++].is_dataset = 1;
+		}
+	}
+	qsort(nodes, nn, sizeof(*nodes), kh5_node_cmp);
+	for (k = 0; k + 1 < nn; k++) {
+		plen = strlen(nodes[k].path);
+		if (strcmp(nodes[k].path, nodes[k + 1].path) == 0) {
+			rc = wb_err_set(err, WB_E_USAGE,
+			    "'%.*s' is named twice (duplicate layer or weight)",
+			    KH5_SHOW, nodes[k].path);
+			goto out;
+		}
+		if (nodes[k].is_dataset &&
+		    strncmp(nodes[k].path, nodes[k + 1].path, plen) == 0 &&
+		    nodes[k + 1].path[plen] == '/') {
+			rc = wb_err_set(err, WB_E_USAGE,
+			    "'%.*s' is a weight but '%.*s' needs it to be a "
+			    "group", KH5_SHOW, nodes[k].path, KH5_SHOW,
+			    nodes[k + 1].path);
+			goto out;
+		}
+	}
+	*total = nw;
+out:
+	if (nodes != NULL)
+		for (k = 0; k < nn; k++)
+			free(nodes[k].path);
+	free(nodes);
+	return rc;
+}
+
+/*
+ * Open group `path` below loc, creating it and any missing parents.  Unlike
+ * H5Gcreate2 with an intermediate-group lcpl, this accepts a group that
+ * already exists: Keras 3 layer "layers/seq" may come after the parent of
+ * "layers/seq/layers/dense" was made.  The tree check in kh5_check_layers()
+ * guarantees no dataset is in the way.
+ */
+static hid_t
+kh5_group(hid_t loc, const char *path, hid_t gcpl)
+{
+	char *buf = NULL, *p, c;
+	htri_t ex;
+	hid_t g = H5I_INVALID_HID, ng;
+
+	if ((buf = strdup(path)) == NULL)
+		goto out;
+	for (p = buf; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		c = *p;
+		*p = '\0';
+		if ((ex = H5Lexists(loc, buf, H5P_DEFAULT)) < 0)
+			goto out;
+		if (ex == 0) {
+			ng = H5Gcreate2(loc, buf, H5P_DEFAULT, gcpl,
+			    H5P_DEFAULT);
+			if (ng < 0 || H5Gclose(ng) < 0)
+				goto out;
+		}
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	g = H5Gopen2(loc, path, H5P_DEFAULT);
+out:
+	free(buf);
+	return g;
+}
+
+/* Write a fixed-length NULLPAD string array attribute (numpy S<n>). */
+static herr_t
+kh5_attr_fixed(hid_t obj, const char *aname, const char *const *items,
+    size_t n, size_t width, int utf8)
+{
+	hid_t type = H5I_INVALID_HID, space = H5I_INVALID_HID;
+	hid_t attr = H5I_INVALID_HID;
+	hsize_t dim = n;
+	char *buf = NULL;
+	herr_t rc = -1;
+	size_t i;
+
+	/* n * width <= KH5_ATTR_LIMIT by construction in kh5_attr_names(). */
+	if ((buf = calloc(n, width)) == NULL)
+		goto out;
+	for (i = 0; i < n; i++)
+		memcpy(buf + i * width, items[i], strlen(items[i]));
+	if ((type = H5Tcopy(H5T_C_S1)) < 0 ||
+	    H5Tset_size(type, width) < 0 ||
+	    H5Tset_strpad(type, H5T_STR_NULLPAD) < 0 ||
+	    H5Tset_cset(type, utf8 ? H5T_CSET_UTF8 : H5T_CSET_ASCII) < 0)
+		goto out;
+	if ((space = H5Screate_simple(1, &dim, NULL)) < 0)
+		goto out;
+	if ((attr = H5Acreate2(obj, aname, type, space, H5P_DEFAULT,
+	    H5P_DEFAULT)) < 0)
+		goto out;
+	if (H5Awrite(attr, type, buf) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (attr >= 0 && H5Aclose(attr) < 0)
+		rc = -1;
+	if (space >= 0)
+		H5Sclose(space);
+	if (type >= 0)
+		H5Tclose(type);
+	free(buf);
+	return rc;
+}
+
+/*
+ * Write the string list `aname` the way Keras's
+ * save_attributes_to_hdf5_group() does: numpy's nbytes is n * longest; over
+ * KH5_ATTR_LIMIT the list is split into aname0, aname1, ... with numpy's
+ * array_split rule (the first n % k chunks get one extra item) and the
+ * smallest k whose largest chunk fits.  An empty list becomes what h5py
+ * writes for np.asarray([]): an empty float64 array.
+ */
+static int
+kh5_attr_names(hid_t obj, const char *aname, const char *const *items,
+    size_t n, const char *where, struct wb_err *err)
+{
+	hid_t space = H5I_INVALID_HID, attr = H5I_INVALID_HID;
+	hsize_t zero = 0;
+	size_t i, len, width = 1, per, k, c, base, extra, at, cnt;
+	char cname[64];
+	int utf8 = 0, rc = 0;
+	const unsigned char *p;
+
+	if (n == 0) {
+		if ((space = H5Screate_simple(1, &zero, NULL)) < 0 ||
+		    (attr = H5Acreate2(obj, aname, H5T_IEEE_F64LE, space,
+		    H5P_DEFAULT, H5P_DEFAULT)) < 0) {
+			rc = KH5_FAIL(err, WB_E_OUTPUT,
+			    "%s: cannot write empty attribute '%s'", where,
+			    aname);
+			goto out;
+		}
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		/* kh5_check_name() capped each at KH5_MAX_NAME < the limit. */
+		if ((len = strlen(items[i])) > width)
+			width = len;
+		for (p = (const unsigned char *)items[i]; *p != '\0'; p++)
+			if (*p >= 0x80)
+				utf8 = 1;
+	}
+	if (n <= KH5_ATTR_LIMIT / width) {
+		if (kh5_attr_fixed(obj, aname, items, n, width, utf8) < 0)
+			rc = KH5_FAIL(err, WB_E_OUTPUT,
+			    "%s: cannot write attribute '%s'", where, aname);
+		goto out;
+	}
+	per = KH5_ATTR_LIMIT / width;
+	k = n / per + (n % per != 0);
+	base = n / k;
+	extra = n % k;
+	for (c = 0, at = 0; c < k; c++) {
+		cnt = base + (c < extra);
+		snprintf(cname, sizeof(cname), "%s%zu", aname, c);
+		if (kh5_attr_fixed(obj, cname, items + at, cnt, width,
+		    utf8) < 0) {
+			rc = KH5_FAIL(err, WB_E_OUTPUT,
+			    "%s: cannot write attribute '%s'", where, cname);
+			goto out;
+		}
+		at += cnt;
+	}
+out:
+	if (attr >= 0 && H5Aclose(attr) < 0)
+		rc = KH5_FAIL(err, WB_E_OUTPUT, "%s: closing attribute '%s'",
+		    where, aname);
+	if (space >= 0)
+		H5Sclose(space);
+	return rc;
+}
+
+/* A scalar variable-length ASCII string attribute, as h5py writes bytes. */
+static int
+kh5_attr_scalar(hid_t obj, const char *aname, const char *value,
+    struct wb_err *err)
+{
+	hid_t type = H5I_INVALID_HID, space = H5I_INVALID_HID;
+	hid_t attr = H5I_INVALID_HID;
+	int rc = 0;
+
+	if ((type = H5Tcopy(H5T_C_S1)) < 0 ||
+	    H5Tset_size(type, H5T_VARIABLE) < 0 ||
+	    H5Tset_cset(type, H5T_CSET_ASCII) < 0 ||
+	    (space = H5Screate(H5S_SCALAR)) < 0 ||
+	    (attr = H5Acreate2(obj, aname, type, space, H5P_DEFAULT,
+	    H5P_DEFAULT)) < 0 ||
+	    H5Awrite(attr, type, &value) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "cannot write root attribute '%s'", aname);
+		goto out;
+	}
+out:
+	if (attr >= 0 && H5Aclose(attr) < 0)
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "closing root attribute '%s'", aname);
+	if (space >= 0)
+		H5Sclose(space);
+	if (type >= 0)
+		H5Tclose(type);
+	return rc;
+}
+
+static int
+kh5_check_meta(const struct kh5_meta *meta, const char **backend,
+    const char **version, struct wb_err *err)
+{
+	*backend = KH5_DEF_BACKEND;
+	*version = KH5_DEF_VERSION;
+	if (meta != NULL && meta->backend != NULL)
+		*backend = meta->backend;
+	if (meta != NULL && meta->keras_version != NULL)
+		*version = meta->keras_version;
+	if (strlen(*backend) > KH5_MAX_NAME || strlen(*version) > KH5_MAX_NAME)
+		return wb_err_set(err, WB_E_LIMIT,
+		    "backend or keras_version longer than %d bytes",
+		    KH5_MAX_NAME);
+	return 0;
+}
+
+/* Close every id the writer holds; the first failure sets err. */
+static int
+kh5_writer_free(struct kh5_writer *w, struct wb_err *err)
+{
+	size_t k;
+	int rc = 0;
+
+	if (w == NULL)
+		return 0;
+	for (k = 0; k < w->nds; k++) {
+		if (w->ds[k].id >= 0 && H5Dclose(w->ds[k].id) < 0 && rc == 0)
+			rc = KH5_FAIL(err, WB_E_OUTPUT,
+			    "closing layer '%.*s' weight '%.*s'", KH5_SHOW,
+			    w->ds[k].layer, KH5_SHOW, w->ds[k].path);
+		free(w->ds[k].layer);
+		free(w->ds[k].path);
+	}
+	if (w->file >= 0 && H5Fclose(w->file) < 0 && rc == 0)
+		rc = KH5_FAIL(err, WB_E_OUTPUT, "closing the weight file");
+	free(w->ds);
+	free(w->first);
+	free(w->count);
+	free(w);
+	return rc;
+}
+
+/* Create weight k (layer li, weight wi) as a dataset below group g. */
+static int
+kh5_dataset(struct kh5_writer *w, size_t k, hid_t g, const char *lname,
+    const struct kh5_weight *wt, hid_t lcpl, hid_t dcpl, struct wb_err *err)
+{
+	struct kh5_dset *ds = &w->ds[k];
+	hid_t space = H5I_INVALID_HID;
+	int d, rc = 0;
+
+	ds->layer = strdup(lname);
+	ds->path = strdup(wt->path);
+	if (ds->layer == NULL || ds->path == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "kh5: out of memory");
+		goto out;
+	}
+	ds->ndim = wt->ndim;
+	ds->nelem = 1;
+	for (d = 0; d < wt->ndim; d++) {
+		ds->dims[d] = wt->shape[d];
+		ds->nelem *= wt->shape[d];	/* checked in kh5_check_layers */
+	}
+	ds->rows = wt->ndim > 0 ? wt->shape[0] : 1;
+	ds->row_elems = 1;
+	for (d = 1; d < wt->ndim; d++)
+		ds->row_elems *= wt->shape[d];
+	if (wt->ndim == 0)
+		space = H5Screate(H5S_SCALAR);
+	else
+		space = H5Screate_simple(wt->ndim, ds->dims, NULL);
+	if (space < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "layer '%.*s' weight '%.*s': cannot make its dataspace",
+		    KH5_SHOW, lname, KH5_SHOW, wt->path);
+		goto out;
+	}
+	if ((ds->id = H5Dcreate2(g, wt->path, H5T_IEEE_F32LE, space, lcpl,
+	    dcpl, H5P_DEFAULT)) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "layer '%.*s' weight '%.*s': cannot create the dataset",
+		    KH5_SHOW, lname, KH5_SHOW, wt->path);
+		goto out;
+	}
+out:
+	if (space >= 0)
+		H5Sclose(space);
+	return rc;
+}
+
+static int
+kh5_create_locked(const char *path, enum kh5_format fmt,
+    const struct kh5_layer *layers, size_t nlayers,
+    const struct kh5_meta *meta, struct kh5_writer **out, struct wb_err *err)
+{
+	struct kh5_writer *w = NULL;
+	hid_t fapl = H5I_INVALID_HID, lcpl = H5I_INVALID_HID;
+	hid_t gcpl = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
+	hid_t g = H5I_INVALID_HID;
+	const char **names = NULL;
+	const char *backend, *version;
+	size_t total, i, j, k, maxw = 0;
+	int rc = 0;
+
+	*out = NULL;
+	if (path == NULL || (fmt != KH5_LEGACY && fmt != KH5_KERAS3)) {
+		rc = wb_err_set(err, WB_E_INTERNAL, "kh5: bad path or format");
+		goto out;
+	}
+	if ((rc = kh5_check_layers(layers, nlayers, &total, err)) != 0)
+		goto out;
+	if ((rc = kh5_check_meta(meta, &backend, &version, err)) != 0)
+		goto out;
+	for (i = 0; i < nlayers; i++)
+		if (layers[i].nweights > maxw)
+			maxw = layers[i].nweights;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL ||
+	    (w->first = calloc(nlayers + 1, sizeof(*w->first))) == NULL ||
+	    (w->count = calloc(nlayers + 1, sizeof(*w->count))) == NULL ||
+	    (w->ds = calloc(total + 1, sizeof(*w->ds))) == NULL ||
+	    (names = calloc((nlayers > maxw ? nlayers : maxw) + 1,
+	    sizeof(*names))) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "kh5: out of memory");
+		goto out;
+	}
+	w->file = H5I_INVALID_HID;
+	w->fmt = fmt;
+	w->nlayers = nlayers;
+	w->nds = total;
+	for (k = 0; k < total; k++)
+		w->ds[k].id = H5I_INVALID_HID;
+
+	/*
+	 * STRONG close: even after a failure, H5Fclose releases every object
+	 * still open in the file, so a long-running daemon leaks nothing.
+	 * Timestamps off: identical input, identical bytes (datasets would
+	 * carry them otherwise; version-1 group headers never do, so the
+	 * intermediate groups lcpl creates for "conv1/kernel:0" are fine).
+	 */
+	if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
+	    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+	    (lcpl = H5Pcreate(H5P_LINK_CREATE)) < 0 ||
+	    H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
+	    (gcpl = H5Pcreate(H5P_GROUP_CREATE)) < 0 ||
+	    H5Pset_obj_track_times(gcpl, 0) < 0 ||
+	    (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
+	    H5Pset_obj_track_times(dcpl, 0) < 0 ||
+	    H5Pset_layout(dcpl, H5D_CONTIGUOUS) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "cannot set up HDF5 property lists");
+		goto out;
+	}
+	if ((w->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT,
+	    fapl)) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT, "cannot create '%.*s'",
+		    KH5_SHOW, path);
+		goto out;
+	}
+
+	if (fmt == KH5_LEGACY) {
+		for (i = 0; i < nlayers; i++)
+			names[i] = layers[i].name;
+		if ((rc = kh5_attr_names(w->file, "layer_names", names,
+		    nlayers, "root", err)) != 0 ||
+		    (rc = kh5_attr_scalar(w->file, "backend", backend,
+		    err)) != 0 ||
+		    (rc = kh5_attr_scalar(w->file, "keras_version", version,
+		    err)) != 0)
+			goto out;
+	} else {
+		/* The model's own variables; Keras 3 expects the group. */
+		if ((g = kh5_group(w->file, "vars", gcpl)) < 0 ||
+		    H5Gclose(g) < 0) {
+			g = H5I_INVALID_HID;
+			rc = KH5_FAIL(err, WB_E_OUTPUT,
+			    "cannot create the root 'vars' group");
+			goto out;
+		}
+		g = H5I_INVALID_HID;
+	}
+
+	for (i = 0, k = 0; i < nlayers; i++) {
+		w->first[i] = k;
+		w->count[i] = layers[i].nweights;
+		if ((g = kh5_group(w->file, layers[i].name, gcpl)) < 0) {
+			rc = KH5_FAIL(err, WB_E_OUTPUT,
+			    "layer '%.*s': cannot create its group", KH5_SHOW,
+			    layers[i].name);
+			goto out;
+		}
+		if (fmt == KH5_LEGACY) {
+			for (j = 0; j < layers[i].nweights; j++)
+				names[j] = layers[i].w[j].path;
+			if ((rc = kh5_attr_names(g, "weight_names", names,
+			    layers[i].nweights, layers[i].name, err)) != 0)
+				goto out;
+		}
+		for (j = 0; j < layers[i].nweights; j++, k++) {
+			if ((rc = kh5_dataset(w, k, g, layers[i].name,
+			    &layers[i].w[j], lcpl, dcpl, err)) != 0)
+				goto out;
+		}
+		if (H5Gclose(g) < 0) {
+			g = H5I_INVALID_HID;
+			rc = KH5_FAIL(err, WB_E_OUTPUT,
+			    "layer '%.*s': closing its group", KH5_SHOW,
+			    layers[i].name);
+			goto out;
+		}
+		g = H5I_INVALID_HID;
+	}
+	*out = w;
+	w = NULL;
+out:
+	if (g >= 0)
+		H5Gclose(g);
+	if (dcpl >= 0)
+		H5Pclose(dcpl);
+	if (gcpl >= 0)
+		H5Pclose(gcpl);
+	if (lcpl >= 0)
+		H5Pclose(lcpl);
+	if (fapl >= 0)
+		H5Pclose(fapl);
+	free(names);
+	kh5_writer_free(w, NULL);
+	return rc;
+}
+
+int
+kh5_create(const char *path, enum kh5_format fmt,
+    const struct kh5_layer *layers, size_t nlayers,
+    const struct kh5_meta *meta, struct kh5_writer **out, struct wb_err *err)
+{
+	int rc;
+
+	if (out == NULL)
+		return wb_err_set(err, WB_E_INTERNAL, "kh5: out is NULL");
+	*out = NULL;
+	if ((rc = kh5_enter(err)) != 0)
+		return rc;
+	rc = kh5_create_locked(path, fmt, layers, nlayers, meta, out, err);
+	kh5_leave();
+	return rc;
+}
+
+/* Find dataset (layer, weight) of w or set err. */
+static struct kh5_dset *
+kh5_lookup(struct kh5_writer *w, size_t layer, size_t weight,
+    struct wb_err *err)
+{
+	if (w == NULL) {
+		wb_err_set(err, WB_E_INTERNAL, "kh5: writer is NULL");
+		return NULL;
+	}
+	if (layer >= w->nlayers || weight >= w->count[layer]) {
+		wb_err_set(err, WB_E_INTERNAL,
+		    "kh5: no weight #%zu in layer #%zu", weight, layer);
+		return NULL;
+	}
+	return &w->ds[w->first[layer] + weight];
+}
+
+int
+kh5_write(struct kh5_writer *w, size_t layer, size_t weight,
+    const float *data, struct wb_err *err)
+{
+	static const float none;
+	struct kh5_dset *ds;
+	int rc;
+
+	if ((rc = kh5_enter(err)) != 0)
+		return rc;
+	if ((ds = kh5_lookup(w, layer, weight, err)) == NULL) {
+		rc = WB_E_INTERNAL;
+		goto out;
+	}
+	if (data == NULL && ds->nelem > 0) {
+		rc = wb_err_set(err, WB_E_INTERNAL,
+		    "kh5: layer '%.*s' weight '%.*s': no data", KH5_SHOW,
+		    ds->layer, KH5_SHOW, ds->path);
+		goto out;
+	}
+	/* HDF5 wants a buffer even when a zero-size tensor selects nothing. */
+	if (H5Dwrite(ds->id, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+	    data != NULL ? data : &none) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "layer '%.*s' weight '%.*s': writing the data failed",
+		    KH5_SHOW, ds->layer, KH5_SHOW, ds->path);
+		goto out;
+	}
+	ds->rows_done = ds->rows;
+out:
+	kh5_leave();
+	return rc;
+}
+
+int
+kh5_write_rows(struct kh5_writer *w, size_t layer, size_t weight,
+    uint64_t row0, uint64_t nrows, const float *data, struct wb_err *err)
+{
+	struct kh5_dset *ds;
+	hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+	hsize_t start[KH5_MAX_DIMS], count[KH5_MAX_DIMS], mdim;
+	int d, rc;
+
+	if ((rc = kh5_enter(err)) != 0)
+		return rc;
+	if ((ds = kh5_lookup(w, layer, weight, err)) == NULL) {
+		rc = WB_E_INTERNAL;
+		goto out;
+	}
+	if (ds->ndim == 0 || row0 > ds->rows || nrows > ds->rows - row0) {
+		rc = wb_err_set(err, WB_E_INTERNAL,
+		    "kh5: layer '%.*s' weight '%.*s': rows %llu+%llu outside "
+		    "its leading dimension %llu", KH5_SHOW, ds->layer,
+		    KH5_SHOW, ds->path, (unsigned long long)row0,
+		    (unsigned long long)nrows,
+		    (unsigned long long)(ds->ndim > 0 ? ds->rows : 0));
+		goto out;
+	}
+	if (nrows == 0)
+		goto out;
+	if (ds->row_elems == 0)
+		goto done;	/* nothing to store; rows still count */
+	if (data == NULL) {
+		rc = wb_err_set(err, WB_E_INTERNAL,
+		    "kh5: layer '%.*s' weight '%.*s': no data", KH5_SHOW,
+		    ds->layer, KH5_SHOW, ds->path);
+		goto out;
+	}
+	start[0] = row0;
+	count[0] = nrows;
+	for (d = 1; d < ds->ndim; d++) {
+		start[d] = 0;
+		count[d] = ds->dims[d];
+	}
+	mdim = nrows * ds->row_elems;	/* <= nelem, which fits */
+	if ((fspace = H5Dget_space(ds->id)) < 0 ||
+	    H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count,
+	    NULL) < 0 ||
+	    (mspace = H5Screate_simple(1, &mdim, NULL)) < 0 ||
+	    H5Dwrite(ds->id, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT,
+	    data) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "layer '%.*s' weight '%.*s': writing rows %llu+%llu failed",
+		    KH5_SHOW, ds->layer, KH5_SHOW, ds->path,
+		    (unsigned long long)row0, (unsigned long long)nrows);
+		goto out;
+	}
+done:
+	ds->rows_done += nrows;
+	if (ds->rows_done > ds->rows)
+		ds->rows_done = ds->rows;
+out:
+	if (mspace >= 0)
+		H5Sclose(mspace);
+	if (fspace >= 0)
+		H5Sclose(fspace);
+	kh5_leave();
+	return rc;
+}
+
+int
+kh5_close(struct kh5_writer *w, struct wb_err *err)
+{
+	size_t k;
+	int rc, frc;
+
+	if (w == NULL)
+		return 0;
+	if ((rc = kh5_enter(err)) != 0)
+		return rc;	/* cannot happen once kh5_create succeeded */
+	for (k = 0; k < w->nds; k++)
+		if (w->ds[k].rows_done < w->ds[k].rows) {
+			rc = wb_err_set(err, WB_E_INTERNAL,
+			    "kh5: layer '%.*s' weight '%.*s' was not fully "
+			    "written (%llu of %llu rows)", KH5_SHOW,
+			    w->ds[k].layer, KH5_SHOW, w->ds[k].path,
+			    (unsigned long long)w->ds[k].rows_done,
+			    (unsigned long long)w->ds[k].rows);
+			break;
+		}
+	frc = kh5_writer_free(w, err);
+	if (rc == 0)
+		rc = frc;
+	kh5_leave();
+	return rc;
+}
+
+/*
+ * Verification.
+ */
+
+/*
+ * Read one string-list attribute (fixed-length, as we write it) and compare
+ * its items with want[*at ..]; *at advances past them.
+ */
+static int
+kh5_verify_attr(hid_t obj, const char *aname, const char *const *want,
+    size_t n, size_t *at, const char *where, struct wb_err *err)
+{
+	hid_t attr = H5I_INVALID_HID, type = H5I_INVALID_HID;
+	hid_t space = H5I_INVALID_HID;
+	hssize_t npoints;
+	size_t m, width, i, len;
+	char *buf = NULL;
+	int rc = 0;
+
+	if ((attr = H5Aopen(obj, aname, H5P_DEFAULT)) < 0 ||
+	    (space = H5Aget_space(attr)) < 0 ||
+	    (type = H5Aget_type(attr)) < 0 ||
+	    (npoints = H5Sget_simple_extent_npoints(space)) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "verify: %s: cannot read attribute '%s'", where, aname);
+		goto out;
+	}
+	if (H5Sget_simple_extent_ndims(space) != 1) {
+		rc = wb_err_set(err, WB_E_OUTPUT,
+		    "verify: %s: attribute '%s' is not a 1-D array", where,
+		    aname);
+		goto out;
+	}
+	m = (size_t)npoints;
+	if (m > n - *at) {
+		rc = wb_err_set(err, WB_E_OUTPUT,
+		    "verify: %s: attribute '%s' holds more names than the %zu "
+		    "written", where, aname, n);
+		goto out;
+	}
+	if (m == 0)
+		goto out;
+	if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) != 0 ||
+	    (width = H5Tget_size(type)) == 0 || width > KH5_ATTR_LIMIT / m) {
+		rc = wb_err_set(err, WB_E_OUTPUT,
+		    "verify: %s: attribute '%s' is not a fixed-length string "
+		    "array within %d bytes", where, aname, KH5_ATTR_LIMIT);
+		goto out;
+	}
+	if ((buf = calloc(m, width)) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "kh5: out of memory");
+		goto out;
+	}
+	if (H5Aread(attr, type, buf) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "verify: %s: cannot read attribute '%s'", where, aname);
+		goto out;
+	}
+	for (i = 0; i < m; i++, (*at)++) {
+		len = strnlen(buf + i * width, width);
+		if (len != strlen(want[*at]) ||
+		    memcmp(buf + i * width, want[*at], len) != 0) {
+			rc = wb_err_set(err, WB_E_OUTPUT,
+			    "verify: %s: attribute '%s' item %zu is '%.*s', "
+			    "expected '%.*s'", where, aname, i,
+			    (int)(len < KH5_SHOW ? len : KH5_SHOW),
+			    buf + i * width, KH5_SHOW, want[*at]);
+			goto out;
+		}
+	}
+out:
+	free(buf);
+	if (type >= 0)
+		H5Tclose(type);
+	if (space >= 0)
+		H5Sclose(space);
+	if (attr >= 0)
+		H5Aclose(attr);
+	return rc;
+}
+
+/* Check the list `aname` (or its chunks aname0, aname1, ...) equals want. */
+static int
+kh5_verify_names(hid_t obj, const char *aname, const char *const *want,
+    size_t n, const char *where, struct wb_err *err)
+{
+	char cname[64];
+	size_t at = 0, c;
+	htri_t ex;
+	int rc = 0;
+
+	if ((ex = H5Aexists(obj, aname)) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT, "verify: %s: attribute '%s'",
+		    where, aname);
+		goto out;
+	}
+	if (ex > 0) {
+		if ((rc = kh5_verify_attr(obj, aname, want, n, &at, where,
+		    err)) != 0)
+			goto out;
+	} else {
+		/* Chunks are never empty, so there are at most n of them. */
+		for (c = 0; c <= n; c++) {
+			snprintf(cname, sizeof(cname), "%s%zu", aname, c);
+			if ((ex = H5Aexists(obj, cname)) < 0) {
+				rc = KH5_FAIL(err, WB_E_OUTPUT,
+				    "verify: %s: attribute '%s'", where,
+				    cname);
+				goto out;
+			}
+			if (ex == 0)
+				break;
+			if ((rc = kh5_verify_attr(obj, cname, want, n, &at,
+			    where, err)) != 0)
+				goto out;
+		}
+		if (c == 0) {
+			rc = wb_err_set(err, WB_E_OUTPUT,
+			    "verify: %s: attribute '%s' is missing", where,
+			    aname);
+			goto out;
+		}
+	}
+	if (at != n)
+		rc = wb_err_set(err, WB_E_OUTPUT,
+		    "verify: %s: attribute '%s' holds %zu names, expected %zu",
+		    where, aname, at, n);
+out:
+	return rc;
+}
+
+/*
+ * Hash dataset d (dims/ndim already checked) in C order, reading slabs of at
+ * most KH5_VERIFY_BLOCK bytes.
+ */
+static int
+kh5_hash_dataset(hid_t d, int ndim, const hsize_t *dims, const char *full,
+    uint8_t digest[SHA256_LEN], struct wb_err *err)
+{
+	struct sha256_ctx *ctx = NULL;
+	hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+	hsize_t inner[KH5_MAX_DIMS], idx[KH5_MAX_DIMS];
+	hsize_t start[KH5_MAX_DIMS], count[KH5_MAX_DIMS];
+	hsize_t step, pos, n, mdim, total = 1;
+	float *buf = NULL;
+	int a, k, rc = 0;
+
+	if (sha256_new(&ctx) != 0) {
+		rc = wb_err_set(err, WB_E_NOMEM, "verify: hashing '%.*s'",
+		    KH5_SHOW, full);
+		goto out;
+	}
+	for (k = 0; k < ndim; k++)
+		total *= dims[k];
+	if (total == 0)
+		goto final;
+	if (ndim == 0) {
+		float v;
+
+		if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
+		    H5P_DEFAULT, &v) < 0) {
+			rc = KH5_FAIL(err, WB_E_OUTPUT,
+			    "verify: dataset '%.*s': read failed", KH5_SHOW,
+			    full);
+			goto out;
+		}
+		if (sha256_update(ctx, &v, sizeof(v)) != 0) {
+			rc = wb_err_set(err, WB_E_INTERNAL,
+			    "verify: hashing '%.*s'", KH5_SHOW, full);
+			goto out;
+		}
+		goto final;
+	}
+	/* inner[k]: elements in one index of axis k. */
+	inner[ndim - 1] = 1;
+	for (k = ndim - 2; k >= 0; k--)
+		inner[k] = inner[k + 1] * dims[k + 1];
+	/* Split at the outermost axis a whose one index fits in a slab. */
+	for (a = 0; a < ndim - 1; a++)
+		if (inner[a] <= KH5_VERIFY_BLOCK / sizeof(float))
+			break;
+	/* inner[a] <= the slab (a == ndim - 1 gives 1), so step >= 1. */
+	step = KH5_VERIFY_BLOCK / sizeof(float) / inner[a];
+	if (step > dims[a])
+		step = dims[a];
+	if ((buf = malloc(step * inner[a] * sizeof(float))) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "verify: out of memory");
+		goto out;
+	}
+	if ((fspace = H5Dget_space(d)) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT, "verify: dataset '%.*s'",
+		    KH5_SHOW, full);
+		goto out;
+	}
+	for (k = 0; k < ndim; k++) {
+		idx[k] = 0;
+		count[k] = k < a ? 1 : dims[k];
+		start[k] = 0;
+	}
+	for (;;) {
+		for (pos = 0; pos < dims[a]; pos += n) {
+			n = dims[a] - pos < step ? dims[a] - pos : step;
+			for (k = 0; k < a; k++)
+				start[k] = idx[k];
+			start[a] = pos;
+			count[a] = n;
+			mdim = n * inner[a];
+			if (mspace >= 0)
+				H5Sclose(mspace);
+			if ((mspace = H5Screate_simple(1, &mdim, NULL)) < 0 ||
+			    H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start,
+			    NULL, count, NULL) < 0 ||
+			    H5Dread(d, H5T_NATIVE_FLOAT, mspace, fspace,
+			    H5P_DEFAULT, buf) < 0) {
+				rc = KH5_FAIL(err, WB_E_OUTPUT,
+				    "verify: dataset '%.*s': read failed",
+				    KH5_SHOW, full);
+				goto out;
+			}
+			if (sha256_update(ctx, buf, mdim * sizeof(float))
+			    != 0) {
+				rc = wb_err_set(err, WB_E_INTERNAL,
+				    "verify: hashing '%.*s'", KH5_SHOW, full);
+				goto out;
+			}
+		}
+		/* Next index tuple over the axes before a, C order. */
+		for (k = a - 1; k >= 0; k--) {
+			if (++idx[k] < dims[k])
+				break;
+			idx[k] = 0;
+		}
+		if (k < 0)
+			break;
+	}
+final:
+	if (sha256_final(ctx, digest) != 0)
+		rc = wb_err_set(err, WB_E_INTERNAL, "verify: hashing '%.*s'",
+		    KH5_SHOW, full);
+out:
+	if (mspace >= 0)
+		H5Sclose(mspace);
+	if (fspace >= 0)
+		H5Sclose(fspace);
+	free(buf);
+	sha256_free(ctx);
+	return rc;
+}
+
+/* Check one dataset's type, shape and digest. */
+static int
+kh5_verify_dataset(hid_t file, const char *lname, const struct kh5_weight *wt,
+    const uint8_t want[SHA256_LEN], struct wb_err *err)
+{
+	hid_t d = H5I_INVALID_HID, type = H5I_INVALID_HID;
+	hid_t space = H5I_INVALID_HID;
+	hsize_t dims[KH5_MAX_DIMS];
+	uint8_t got[SHA256_LEN];
+	char *full = NULL, hg[SHA256_HEXLEN + 1], hw[SHA256_HEXLEN + 1];
+	int d_ndim, k, rc = 0;
+
+	if ((full = kh5_join(lname, wt->path)) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "verify: out of memory");
+		goto out;
+	}
+	if ((d = H5Dopen2(file, full, H5P_DEFAULT)) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "verify: dataset '%.*s' is missing", KH5_SHOW, full);
+		goto out;
+	}
+	if ((type = H5Dget_type(d)) < 0 || (space = H5Dget_space(d)) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "verify: dataset '%.*s' cannot be inspected", KH5_SHOW,
+		    full);
+		goto out;
+	}
+	if (H5Tequal(type, H5T_IEEE_F32LE) <= 0) {
+		rc = wb_err_set(err, WB_E_OUTPUT,
+		    "verify: dataset '%.*s' is not little-endian float32",
+		    KH5_SHOW, full);
+		goto out;
+	}
+	d_ndim = H5Sget_simple_extent_ndims(space);
+	if (d_ndim != wt->ndim || (wt->ndim == 0 &&
+	    H5Sget_simple_extent_type(space) != H5S_SCALAR)) {
+		rc = wb_err_set(err, WB_E_OUTPUT,
+		    "verify: dataset '%.*s' has rank %d, expected %d",
+		    KH5_SHOW, full, d_ndim, wt->ndim);
+		goto out;
+	}
+	if (H5Sget_simple_extent_dims(space, dims, NULL) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "verify: dataset '%.*s' has no readable shape", KH5_SHOW,
+		    full);
+		goto out;
+	}
+	for (k = 0; k < wt->ndim; k++)
+		if (dims[k] != wt->shape[k]) {
+			rc = wb_err_set(err, WB_E_OUTPUT,
+			    "verify: dataset '%.*s' axis %d is %llu, expected "
+			    "%llu", KH5_SHOW, full, k,
+			    (unsigned long long)dims[k],
+			    (unsigned long long)wt->shape[k]);
+			goto out;
+		}
+	if ((rc = kh5_hash_dataset(d, wt->ndim, dims, full, got, err)) != 0)
+		goto out;
+	if (memcmp(got, want, SHA256_LEN) != 0) {
+		sha256_hex(got, hg);
+		sha256_hex(want, hw);
+		rc = wb_err_set(err, WB_E_OUTPUT,
+		    "verify: dataset '%.*s' SHA-256 is %.16s..., expected "
+		    "%.16s...", KH5_SHOW, full, hg, hw);
+		goto out;
+	}
+out:
+	if (space >= 0)
+		H5Sclose(space);
+	if (type >= 0)
+		H5Tclose(type);
+	if (d >= 0)
+		H5Dclose(d);
+	free(full);
+	return rc;
+}
+
+static int
+kh5_verify_locked(const char *path, enum kh5_format fmt,
+    const struct kh5_layer *layers, size_t nlayers,
+    const uint8_t (*sha)[32], struct wb_err *err)
+{
+	hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID;
+	hid_t g = H5I_INVALID_HID;
+	const char **names = NULL;
+	size_t total, i, j, k, maxw = 0;
+	htri_t ex;
+	int rc = 0;
+
+	if (path == NULL || (fmt != KH5_LEGACY && fmt != KH5_KERAS3)) {
+		rc = wb_err_set(err, WB_E_INTERNAL, "kh5: bad path or format");
+		goto out;
+	}
+	if ((rc = kh5_check_layers(layers, nlayers, &total, err)) != 0)
+		goto out;
+	if (total > 0 && sha == NULL) {
+		rc = wb_err_set(err, WB_E_INTERNAL, "kh5: no digests given");
+		goto out;
+	}
+	for (i = 0; i < nlayers; i++)
+		if (layers[i].nweights > maxw)
+			maxw = layers[i].nweights;
+	if ((names = calloc((nlayers > maxw ? nlayers : maxw) + 1,
+	    sizeof(*names))) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "verify: out of memory");
+		goto out;
+	}
+	if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
+	    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "cannot set up HDF5 property lists");
+		goto out;
+	}
+	if ((file = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT, "verify: cannot open '%.*s'",
+		    KH5_SHOW, path);
+		goto out;
+	}
+	if (fmt == KH5_LEGACY) {
+		for (i = 0; i < nlayers; i++)
+			names[i] = layers[i].name;
+		if ((rc = kh5_verify_names(file, "layer_names", names,
+		    nlayers, "root", err)) != 0)
+			goto out;
+		/* Without it tf-keras applies Keras 1 conversions. */
+		if ((ex = H5Aexists(file, "keras_version")) <= 0) {
+			rc = KH5_FAIL(err, WB_E_OUTPUT,
+			    "verify: root attribute 'keras_version' is "
+			    "missing");
+			goto out;
+		}
+	} else {
+		if ((g = H5Gopen2(file, "vars", H5P_DEFAULT)) < 0) {
+			rc = KH5_FAIL(err, WB_E_OUTPUT,
+			    "verify: root group 'vars' is missing");
+			goto out;
+		}
+		H5Gclose(g);
+		g = H5I_INVALID_HID;
+	}
+	for (i = 0, k = 0; i < nlayers; i++) {
+		if ((g = H5Gopen2(file, layers[i].name, H5P_DEFAULT)) < 0) {
+			rc = KH5_FAIL(err, WB_E_OUTPUT,
+			    "verify: layer group '%.*s' is missing", KH5_SHOW,
+			    layers[i].name);
+			goto out;
+		}
+		if (fmt == KH5_LEGACY) {
+			for (j = 0; j < layers[i].nweights; j++)
+				names[j] = layers[i].w[j].path;
+			if ((rc = kh5_verify_names(g, "weight_names", names,
+			    layers[i].nweights, layers[i].name, err)) != 0)
+				goto out;
+		}
+		H5Gclose(g);
+		g = H5I_INVALID_HID;
+		for (j = 0; j < layers[i].nweights; j++, k++)
+			if ((rc = kh5_verify_dataset(file, layers[i].name,
+			    &layers[i].w[j], sha[k], err)) != 0)
+				goto out;
+	}
+	if (H5Fclose(file) < 0) {
+		file = H5I_INVALID_HID;
+		rc = KH5_FAIL(err, WB_E_OUTPUT, "verify: closing '%.*s'",
+		    KH5_SHOW, path);
+		goto out;
+	}
+	file = H5I_INVALID_HID;
+out:
+	if (g >= 0)
+		H5Gclose(g);
+	if (file >= 0)
+		H5Fclose(file);
+	if (fapl >= 0)
+		H5Pclose(fapl);
+	free(names);
+	return rc;
+}
+
+int
+kh5_verify(const char *path, enum kh5_format fmt,
+    const struct kh5_layer *layers, size_t nlayers,
+    const uint8_t (*sha)[32], struct wb_err *err)
+{
+	int rc;
+
+	if ((rc = kh5_enter(err)) != 0)
+		return rc;
+	rc = kh5_verify_locked(path, fmt, layers, nlayers, sha, err);
+	kh5_leave();
+	return rc;
+}
+
+const char *
+kh5_lib_version(void)
+{
+	pthread_once(&kh5_once, kh5_init);
+	return kh5_version;
+}
