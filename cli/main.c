@@ -374,10 +374,12 @@ cmd_convert(int argc, char **argv)
 		return EXIT_INPUT;
 	}
 	o.npz_path = argv[optind];
-	if (spec_load_file(specp, &spec, &err) != 0)
-		return fail(&err);
-	o.spec = spec;
-	rc = convert_run(&o, &report, &err);
+	if ((rc = spec_load_file(specp, &spec, &err)) != 0)
+		report = convert_error_report(o.format, &err);
+	else {
+		o.spec = spec;
+		rc = convert_run(&o, &report, &err);
+	}
 	if (report != NULL && !quiet)
 		report_print(stdout, report, verbose);
 	if (report != NULL && reportp != NULL &&

@@ -59,6 +59,12 @@ convert_fail_report(const char *format, json_t *problems,
 	return r;
 }
 
+json_t *
+convert_error_report(const char *format, const struct wb_err *err)
+{
+	return convert_fail_report(format, NULL, err);
+}
+
 static void
 convert_totals(json_t *report, const struct plan *p, uint64_t written)
 {
@@ -556,7 +562,20 @@ out:
 		rep = convert_fail_report(o->format ? o->format :
 		    spec ? spec->format : NULL, json_incref(problems), err);
 	else if (rep != NULL && rc != 0) {
+		size_t li, wi;
+
 		json_object_set_new(rep, "status", json_string("failed"));
+		/* Say which weights never reached the (removed) file. */
+		for (li = 0; r.p != NULL && li < r.p->nlayers; li++)
+			for (wi = 0; wi < r.p->l[li].nw; wi++) {
+				json_t *jw = r.p->l[li].w[wi].jw;
+
+				if (!o->dry_run && json_object_get(jw,
+				    "sha256") == NULL && strcmp(json_string_value(
+				    json_object_get(jw, "status")), "ok") == 0)
+					json_object_set_new(jw, "status",
+					    json_string("not written"));
+			}
 		if (json_array_size(json_object_get(rep, "problems")) == 0)
 			json_array_append_new(json_object_get(rep, "problems"),
 			    json_pack("{s:s, s:s}", "code",

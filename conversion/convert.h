@@ -49,6 +49,13 @@ int	convert_run(const struct convert_opts *o, json_t **report,
 	    struct wb_err *err);
 
 /*
+ * A failed report for an error found before planning (e.g. a spec that is
+ * not JSON), so every failure can hand the caller the same document shape.
+ * format may be NULL.  Caller owns the result.
+ */
+json_t	*convert_error_report(const char *format, const struct wb_err *err);
+
+/*
  * The tensor list of an archive, as JSON: {"tensors":[{"key","dtype",
  * "shape","bytes","method"}...],"count","total_bytes"}.  Caller owns it.
  */

@@ -286,7 +286,7 @@ plan_user_expect(struct plan *p, struct plan_layer *l, const json_t *expect,
 			    "tensors give %s", l->type, l->name, k,
 			    xf_shape_str(&s, a, sizeof(a)),
 			    xf_shape_str(&pw->expect, b, sizeof(b)));
-			pw->bad = 1;
+			pw->mismatch = 1;
 		}
 		pw->has_expect = 1;
 		pw->expect = s;
@@ -334,13 +334,17 @@ plan_finish_layer(struct plan_work *w, struct plan_layer *l,
 		    (pw->out.ndim != pw->expect.ndim ||
 		    memcmp(pw->out.d, pw->expect.d,
 		    (size_t)pw->out.ndim * sizeof(pw->out.d[0])) != 0)) {
-			plan_problem(p, WB_E_MAPPING, l->name, pw->name,
-			    p->ix->e[pw->src[0]].key, "%s '%s' %s: converted "
-			    "shape %s does not match the %s the Keras layer "
-			    "needs", l->type, l->name, pw->name,
-			    xf_shape_str(&pw->out, a, sizeof(a)),
-			    xf_shape_str(&pw->expect, b, sizeof(b)));
-			pw->bad = 1;
+			if (!pw->mismatch)
+				plan_problem(p, WB_E_MAPPING, l->name, pw->name,
+				    p->ix->e[pw->src[0]].key, "%s '%s' %s: "
+				    "converted shape %s does not match the %s "
+				    "the Keras layer needs", l->type, l->name,
+				    pw->name, xf_shape_str(&pw->out, a,
+				    sizeof(a)), xf_shape_str(&pw->expect, b,
+				    sizeof(b)));
+			pw->mismatch = 1;
+		}
+		if (!pw->bad && pw->mismatch) {
 			status = "mismatch";
 		} else if (pw->bad) {
 			status = "error";

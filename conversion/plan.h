@@ -37,6 +37,7 @@ struct plan_weight {
 	int		 has_expect;
 	struct xf_shape	 expect;	/* what the Keras layer requires */
 	int		 bad;		/* a problem was reported for it */
+	int		 mismatch;	/* final shape is not what Keras needs */
 	json_t		*jw;		/* borrowed: its object in the report */
 };
 

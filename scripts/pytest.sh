@@ -7,4 +7,4 @@ shift || true
 export WB_BUILD="${WB_BUILD:-$(pwd)/build}"
 export TF_CPP_MIN_LOG_LEVEL=2
 export PYTHONDONTWRITEBYTECODE=1
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/integration tests/interop "$@"
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/cli tests/integration tests/interop "$@"
