@@ -447,9 +447,8 @@ kh5_attr_names(hid_t obj, const char *aname, const char *const *items,
 		    (attr = H5Acreate2(obj, aname, H5T_IEEE_F64LE, space,
 		    H5P_DEFAULT, H5P_DEFAULT)) < 0) {
 			rc = KH5_FAIL(err, WB_E_OUTPUT,
-			    "%s: cannot write empty attribute '%s'", where,
-			    aname);
-			goto out;
+			    "cannot write empty attribute '%s' on '%.*s'",
+			    aname, KH5_SHOW, where);
 		}
 		goto out;
 	}
@@ -464,7 +463,8 @@ kh5_attr_names(hid_t obj, const char *aname, const char *const *items,
 	if (n <= KH5_ATTR_LIMIT / width) {
 		if (kh5_attr_fixed(obj, aname, items, n, width, utf8) < 0)
 			rc = KH5_FAIL(err, WB_E_OUTPUT,
-			    "%s: cannot write attribute '%s'", where, aname);
+			    "cannot write attribute '%s' on '%.*s'", aname,
+			    KH5_SHOW, where);
 		goto out;
 	}
 	per = KH5_ATTR_LIMIT / width;
@@ -477,15 +477,16 @@ kh5_attr_names(hid_t obj, const char *aname, const char *const *items,
 		if (kh5_attr_fixed(obj, cname, items + at, cnt, width,
 		    utf8) < 0) {
 			rc = KH5_FAIL(err, WB_E_OUTPUT,
-			    "%s: cannot write attribute '%s'", where, cname);
+			    "cannot write attribute '%s' on '%.*s'", cname,
+			    KH5_SHOW, where);
 			goto out;
 		}
 		at += cnt;
 	}
 out:
 	if (attr >= 0 && H5Aclose(attr) < 0)
-		rc = KH5_FAIL(err, WB_E_OUTPUT, "%s: closing attribute '%s'",
-		    where, aname);
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "closing attribute '%s' on '%.*s'", aname, KH5_SHOW, where);
 	if (space >= 0)
 		H5Sclose(space);
 	return rc;
@@ -687,7 +688,7 @@ kh5_create_locked(const char *path, enum kh5_format fmt,
 		for (i = 0; i < nlayers; i++)
 			names[i] = layers[i].name;
 		if ((rc = kh5_attr_names(w->file, "layer_names", names,
-		    nlayers, "root", err)) != 0 ||
+		    nlayers, "/", err)) != 0 ||
 		    (rc = kh5_attr_scalar(w->file, "backend", backend,
 		    err)) != 0 ||
 		    (rc = kh5_attr_scalar(w->file, "keras_version", version,
@@ -938,20 +939,21 @@ kh5_verify_attr(hid_t obj, const char *aname, const char *const *want,
 	    (type = H5Aget_type(attr)) < 0 ||
 	    (npoints = H5Sget_simple_extent_npoints(space)) < 0) {
 		rc = KH5_FAIL(err, WB_E_OUTPUT,
-		    "verify: %s: cannot read attribute '%s'", where, aname);
+		    "verify: group '%.*s': cannot read attribute '%s'",
+		    KH5_SHOW, where, aname);
 		goto out;
 	}
 	if (H5Sget_simple_extent_ndims(space) != 1) {
 		rc = wb_err_set(err, WB_E_OUTPUT,
-		    "verify: %s: attribute '%s' is not a 1-D array", where,
-		    aname);
+		    "verify: group '%.*s': attribute '%s' is not a 1-D array",
+		    KH5_SHOW, where, aname);
 		goto out;
 	}
 	m = (size_t)npoints;
 	if (m > n - *at) {
 		rc = wb_err_set(err, WB_E_OUTPUT,
-		    "verify: %s: attribute '%s' holds more names than the %zu "
-		    "written", where, aname, n);
+		    "verify: group '%.*s': attribute '%s' holds more names "
+		    "than the %zu written", KH5_SHOW, where, aname, n);
 		goto out;
 	}
 	if (m == 0)
@@ -959,8 +961,9 @@ kh5_verify_attr(hid_t obj, const char *aname, const char *const *want,
 	if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) != 0 ||
 	    (width = H5Tget_size(type)) == 0 || width > KH5_ATTR_LIMIT / m) {
 		rc = wb_err_set(err, WB_E_OUTPUT,
-		    "verify: %s: attribute '%s' is not a fixed-length string "
-		    "array within %d bytes", where, aname, KH5_ATTR_LIMIT);
+		    "verify: group '%.*s': attribute '%s' is not a "
+		    "fixed-length string array within %d bytes", KH5_SHOW,
+		    where, aname, KH5_ATTR_LIMIT);
 		goto out;
 	}
 	if ((buf = calloc(m, width)) == NULL) {
@@ -969,7 +972,8 @@ kh5_verify_attr(hid_t obj, const char *aname, const char *const *want,
 	}
 	if (H5Aread(attr, type, buf) < 0) {
 		rc = KH5_FAIL(err, WB_E_OUTPUT,
-		    "verify: %s: cannot read attribute '%s'", where, aname);
+		    "verify: group '%.*s': cannot read attribute '%s'",
+		    KH5_SHOW, where, aname);
 		goto out;
 	}
 	for (i = 0; i < m; i++, (*at)++) {
@@ -977,8 +981,8 @@ kh5_verify_attr(hid_t obj, const char *aname, const char *const *want,
 		if (len != strlen(want[*at]) ||
 		    memcmp(buf + i * width, want[*at], len) != 0) {
 			rc = wb_err_set(err, WB_E_OUTPUT,
-			    "verify: %s: attribute '%s' item %zu is '%.*s', "
-			    "expected '%.*s'", where, aname, i,
+			    "verify: group '%.*s': attribute '%s' item %zu is "
+			    "'%.*s', expected '%.*s'", KH5_SHOW, where, aname, i,
 			    (int)(len < KH5_SHOW ? len : KH5_SHOW),
 			    buf + i * width, KH5_SHOW, want[*at]);
 			goto out;
@@ -1006,8 +1010,9 @@ kh5_verify_names(hid_t obj, const char *aname, const char *const *want,
 	int rc = 0;
 
 	if ((ex = H5Aexists(obj, aname)) < 0) {
-		rc = KH5_FAIL(err, WB_E_OUTPUT, "verify: %s: attribute '%s'",
-		    where, aname);
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "verify: group '%.*s': attribute '%s'", KH5_SHOW, where,
+		    aname);
 		goto out;
 	}
 	if (ex > 0) {
@@ -1020,8 +1025,8 @@ kh5_verify_names(hid_t obj, const char *aname, const char *const *want,
 			snprintf(cname, sizeof(cname), "%s%zu", aname, c);
 			if ((ex = H5Aexists(obj, cname)) < 0) {
 				rc = KH5_FAIL(err, WB_E_OUTPUT,
-				    "verify: %s: attribute '%s'", where,
-				    cname);
+				    "verify: group '%.*s': attribute '%s'",
+				    KH5_SHOW, where, cname);
 				goto out;
 			}
 			if (ex == 0)
@@ -1032,15 +1037,15 @@ kh5_verify_names(hid_t obj, const char *aname, const char *const *want,
 		}
 		if (c == 0) {
 			rc = wb_err_set(err, WB_E_OUTPUT,
-			    "verify: %s: attribute '%s' is missing", where,
-			    aname);
+			    "verify: group '%.*s': attribute '%s' is missing",
+			    KH5_SHOW, where, aname);
 			goto out;
 		}
 	}
 	if (at != n)
 		rc = wb_err_set(err, WB_E_OUTPUT,
-		    "verify: %s: attribute '%s' holds %zu names, expected %zu",
-		    where, aname, at, n);
+		    "verify: group '%.*s': attribute '%s' holds %zu names, "
+		    "expected %zu", KH5_SHOW, where, aname, at, n);
 out:
 	return rc;
 }
@@ -1285,7 +1290,7 @@ kh5_verify_locked(const char *path, enum kh5_format fmt,
 		for (i = 0; i < nlayers; i++)
 			names[i] = layers[i].name;
 		if ((rc = kh5_verify_names(file, "layer_names", names,
-		    nlayers, "root", err)) != 0)
+		    nlayers, "/", err)) != 0)
 			goto out;
 		/* Without it tf-keras applies Keras 1 conversions. */
 		if ((ex = H5Aexists(file, "keras_version")) <= 0) {

@@ -27,7 +27,7 @@
 #define KH5_MAX_DIMS	32
 #define KH5_MAX_NAME	4096	/* bytes in one layer name or weight path */
 #define KH5_MAX_LAYERS	65536	/* layers per file */
-#define KH5_MAX_WEIGHTS	65536	/* datasets per file (each stays open until kh5_close) */
+#define KH5_MAX_WEIGHTS	65536	/* datasets per file; each stays open until close */
 #define KH5_VERIFY_BLOCK (16u << 20)	/* bytes kh5_verify reads per slab */
 
 enum kh5_format {

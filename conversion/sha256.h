@@ -25,7 +25,7 @@
 
 struct sha256_ctx;
 
-/* out receives the digest of the len bytes at buf (buf may be NULL if len is 0). */
+/* out receives the digest of the len bytes at buf (NULL is fine for len 0). */
 int	sha256_buf(const void *buf, size_t len, uint8_t out[SHA256_LEN]);
 
 /* Lower-case hex of a digest into out (65 bytes, NUL-terminated). */
