@@ -56,6 +56,8 @@ CLI_SRC	 = $(sort $(wildcard cli/*.c))
 SRV_SRC	 = $(sort $(wildcard server/*.c handlers/*.c))
 SRV_LIB_SRC = $(filter-out server/main.c,$(SRV_SRC))
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
+# docs/openapi.json is compiled into the daemon (served at /v1/openapi.json).
+SRV_GEN_OBJ = $(if $(SRV_SRC),$(OBJDIR)/gen/openapi_json.o)
 
 LIB_OBJ	 = $(LIB_SRC:%.c=$(OBJDIR)/%.o)
 CLI_OBJ	 = $(CLI_SRC:%.c=$(OBJDIR)/%.o)
@@ -88,11 +90,25 @@ $(OBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -c -o $@ $<
 
+$(OBJDIR)/gen/openapi_json.c: docs/openapi.json
+	@mkdir -p $(dir $@)
+	{ echo '/* Generated from docs/openapi.json by the Makefile. */'; \
+	  echo 'extern const unsigned char openapi_json[];'; \
+	  echo 'extern const unsigned long openapi_json_len;'; \
+	  echo 'const unsigned char openapi_json[] = {'; \
+	  od -An -v -tx1 $< | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '0x00 };'; \
+	  echo 'const unsigned long openapi_json_len = sizeof(openapi_json) - 1;'; \
+	} > $@.tmp && mv $@.tmp $@
+
+$(OBJDIR)/gen/%.o: $(OBJDIR)/gen/%.c
+	$(CC) $(ALLCFLAGS) -c -o $@ $<
+
 $(LIBA): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(SRVA): $(SRV_LIB_OBJ)
+$(SRVA): $(SRV_LIB_OBJ) $(SRV_GEN_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
