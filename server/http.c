@@ -712,23 +712,35 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 			snprintf(r->id + 2 * i, 3, "%02x", rnd[i]);
 		*con_cls = r;
 		rr = route_match(s->routes, s->nroutes, method, url, &r->match);
+		/*
+		 * Answering before the body is read means libmicrohttpd sends
+		 * no "100 Continue", never reads the body and closes the
+		 * connection after the answer.
+		 */
 		if ((rp = http_precheck(r, rr)) != NULL)
-			http_early(r, rp);
+			return http_send(r, rp);
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
-		/*
-		 * After an error the rest of the body is drained (so the
-		 * client can read our answer) up to a cap, then we hang up.
-		 */
-		if (r->early != NULL) {
+		if (r->early == NULL)
+			http_body_feed(r, upload_data, *upload_data_size);
+		else
 			r->discarded += *upload_data_size;
-			*upload_data_size = 0;
-			return r->discarded > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
-		}
-		http_body_feed(r, upload_data, *upload_data_size);
 		*upload_data_size = 0;
-		return MHD_YES;
+		/*
+		 * After an error mid-body, answer at once if libmicrohttpd
+		 * lets us; otherwise drain the rest (so the client can read
+		 * the answer) up to a cap, then hang up.
+		 */
+		if (r->early != NULL && !r->early_tried) {
+			r->early_tried = 1;
+			r->status = reply_status(r->early);
+			if (reply_try_queue(r->early, r->conn) == MHD_YES) {
+				r->early = NULL;
+				return MHD_YES;
+			}
+		}
+		return r->discarded > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
 	}
 	if (r->early != NULL) {
 		rp = r->early;
@@ -921,6 +933,7 @@ http_start(struct srv *s, struct wb_err *err)
 	 * by http_listen or handed over by systemd.
 	 */
 	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, http_access, s,
+	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, s,
 	    MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->http_threads,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->conn_timeout,
@@ -928,7 +941,6 @@ http_start(struct srv *s, struct wb_err *err)
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->per_ip_limit,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
 	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, s,
-	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, s,
 	    s->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
 	    MHD_OPTION_HTTPS_MEM_KEY, key,
 	    MHD_OPTION_END);

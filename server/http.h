@@ -89,6 +89,7 @@ struct req {
 	uint64_t	 discarded;
 	uint64_t	 body_bytes;
 	struct reply	*early;
+	int		 early_tried;
 };
 
 /* A header or query-string value of the request, or NULL. */

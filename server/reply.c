@@ -269,8 +269,12 @@ reply_free(struct reply *rp)
 	free(rp);
 }
 
-int
-reply_queue(struct reply *rp, struct MHD_Connection *c)
+/*
+ * Build and queue; rp is freed if queued, or if keep is 0.  Queuing can
+ * fail when libmicrohttpd is not ready for an answer (mid-body).
+ */
+static int
+reply_queue_keep(struct reply *rp, struct MHD_Connection *c, int keep)
 {
 	struct MHD_Response *resp = NULL;
 	char *text = NULL;
@@ -322,6 +326,19 @@ reply_queue(struct reply *rp, struct MHD_Connection *c)
 		MHD_add_response_header(resp, rp->hname[i], rp->hval[i]);
 	ret = MHD_queue_response(c, rp->status, resp);
 	MHD_destroy_response(resp);
-	reply_free(rp);
+	if (ret == MHD_YES || !keep)
+		reply_free(rp);
 	return ret;
+}
+
+int
+reply_queue(struct reply *rp, struct MHD_Connection *c)
+{
+	return reply_queue_keep(rp, c, 0);
+}
+
+int
+reply_try_queue(struct reply *rp, struct MHD_Connection *c)
+{
+	return reply_queue_keep(rp, c, 1);
 }

@@ -74,6 +74,13 @@ json_t	*reply_get_json(const struct reply *rp);
 /* Build the MHD response, queue it and free rp.  Returns an MHD_Result. */
 int	reply_queue(struct reply *rp, struct MHD_Connection *c);
 
+/*
+ * The same, but if libmicrohttpd refuses the answer (it does while a body
+ * is being received) rp is kept for a later reply_queue.  Not for
+ * reply_fd replies.
+ */
+int	reply_try_queue(struct reply *rp, struct MHD_Connection *c);
+
 void	reply_free(struct reply *rp);
 
 #endif
