@@ -277,11 +277,17 @@ kh5_check_layers(const struct kh5_layer *layers, size_t nlayers,
 				    wt->path, wt->ndim);
 				goto out;
 			}
-			/* Elements times 4 bytes must fit a size_t buffer. */
+			/*
+			 * Elements times 4 bytes must fit a size_t buffer.
+			 * Zero dimensions are skipped so that a zero-size
+			 * tensor cannot hide huge others (its row size is
+			 * still computed).
+			 */
 			nelem = 1;
 			for (d = 0; d < wt->ndim; d++) {
-				if (wt->shape[d] != 0 &&
-				    nelem > SIZE_MAX / 4 / wt->shape[d]) {
+				if (wt->shape[d] == 0)
+					continue;
+				if (nelem > SIZE_MAX / 4 / wt->shape[d]) {
 					rc = wb_err_set(err, WB_E_LIMIT,
 					    "layer '%.*s' weight '%.*s': shape "
 					    "too large", KH5_SHOW,

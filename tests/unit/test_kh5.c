@@ -623,6 +623,29 @@ test_refused(void)
 	memset(longname, 'a', KH5_MAX_NAME + 1);
 	expect_refused(longname, "vars/0", WB_E_LIMIT, NULL);
 
+	/* Shapes whose byte size overflows, even beside a zero dimension. */
+	{
+		static const uint64_t huge[] = { 0, 1ull << 40, 1ull << 40 };
+		static const uint64_t bad[] = { 1ull << 62, 2 };
+		struct kh5_weight hw[] = { { "vars/0", 3, huge } };
+		struct kh5_weight bw[] = { { "vars/0", 2, bad } };
+		struct kh5_weight rw[] = { { "vars/0", KH5_MAX_DIMS + 1, bad } };
+		struct kh5_layer hl[] = { { "layers/a", 1, hw } };
+		struct kh5_layer bl[] = { { "layers/a", 1, bw } };
+		struct kh5_layer rl[] = { { "layers/a", 1, rw } };
+
+		CHECK(kh5_create(tpath("refused.weights.h5"), KH5_KERAS3, hl,
+		    1, NULL, &w, &err) == WB_E_LIMIT);
+		wb_err_clear(&err);
+		CHECK(kh5_create(tpath("refused.weights.h5"), KH5_KERAS3, bl,
+		    1, NULL, &w, &err) == WB_E_LIMIT);
+		CHECK(CONTAINS(err.msg, "shape too large"));
+		wb_err_clear(&err);
+		CHECK(kh5_create(tpath("refused.weights.h5"), KH5_KERAS3, rl,
+		    1, NULL, &w, &err) == WB_E_USAGE);
+		wb_err_clear(&err);
+	}
+
 	/* Fine names still work: "..." and ".x" are ordinary names. */
 	{
 		static const uint64_t s[] = { 1 };
