@@ -640,7 +640,7 @@ convert_template(const char *npz_path, const struct npz_limits *lim,
     json_t **out, struct wb_err *err)
 {
 	struct npz_index *ix = NULL;
-	json_t *spec = NULL, *layers;
+	json_t *spec = NULL, *layers_j;
 	char **pfx = NULL, name[512], why[256];
 	size_t *first = NULL, *count = NULL, np = 0, i, j, strip = 0;
 	long *next = NULL, *last = NULL;
@@ -671,10 +671,16 @@ convert_template(const char *npz_path, const struct npz_limits *lim,
 	if (strip)
 		json_array_append_new(json_object_get(json_object_get(spec,
 		    "source"), "strip_prefixes"), json_string("module."));
-	layers = json_object_get(spec, "layers");
+	layers_j = json_object_get(spec, "layers");
 	for (i = 0; i < ix->n; i++) {
-		const char *k = ix->e[i].key + strip, *dot = strrchr(k, '.');
-		size_t plen = dot ? (size_t)(dot - k) : 0;
+		const char *k = ix->e[i].key + strip;
+		const char *dot = strstr(k, ".parametrizations.");
+		size_t plen;
+
+		/* A parametrization belongs to the module that owns it. */
+		if (dot == NULL)
+			dot = strrchr(k, '.');
+		plen = dot ? (size_t)(dot - k) : 0;
 
 		next[i] = -1;
 		if (fnmatch_like_nbt(k))
@@ -708,9 +714,12 @@ convert_template(const char *npz_path, const struct npz_limits *lim,
 		long e;
 		int certain;
 
+		if (pfx[j] == NULL)
+			continue;	/* taken by an attention layer */
 		for (e = (long)first[j]; e >= 0 && n < 64; e = next[e]) {
 			const char *k = ix->e[e].key + strip;
-			const char *dot = strrchr(k, '.');
+			const char *dot = strlen(k) > strlen(pfx[j]) ?
+			    k + strlen(pfx[j]) : NULL;
 
 			params[n] = dot ? dot + 1 : k;
 			shapes[n].ndim = ix->e[e].hdr.ndim;
@@ -733,13 +742,57 @@ convert_template(const char *npz_path, const struct npz_limits *lim,
 			}
 			entry = json_pack("{s:s, s:s, s:o, s:s}", "name", name,
 			    "type", "Custom", "weights", ws, "note", why);
-			json_array_append_new(layers, entry);
+			json_array_append_new(layers_j, entry);
+			continue;
+		}
+		if (pr->build != NULL && strcmp(pr->type, "MultiHeadAttention")
+		    && strcmp(pr->type, "SeparableConv2D")) {
+			/* A stacked RNN: one Keras layer per PyTorch layer. */
+			size_t layers = 0, q;
+			char lname[600];
+
+			for (q = 0; q < n; q++) {
+				unsigned long kk;
+
+				if (sscanf(params[q], "weight_ih_l%lu", &kk) == 1 &&
+				    kk + 1 > layers)
+					layers = kk + 1;
+			}
+			for (q = 0; q < layers; q++) {
+				if (layers > 1)
+					snprintf(lname, sizeof(lname), "%s_l%zu",
+					    name, q);
+				else
+					snprintf(lname, sizeof(lname), "%s", name);
+				entry = json_pack("{s:s, s:s, s:s, s:I}", "name",
+				    lname, "type", pr->type, "from", pfx[j],
+				    "layer", (json_int_t)q);
+				if (why[0] != '\0')
+					json_object_set_new(entry, "note",
+					    json_string(why));
+				json_array_append_new(layers_j, entry);
+			}
 			continue;
 		}
 		entry = json_pack("{s:s, s:s, s:s}", "name", name, "type",
 		    pr->type, "from", pfx[j]);
 		if (!certain)
 			json_object_set_new(entry, "note", json_string(why));
+		if (strcmp(pr->type, "MultiHeadAttention") == 0) {
+			size_t q, plen = strlen(pfx[j]);
+
+			json_object_set_new(entry, "num_heads", json_integer(1));
+			/* Its out_proj is part of this layer, not a Dense. */
+			for (q = j + 1; q < np; q++)
+				if (pfx[q] != NULL &&
+				    strncmp(pfx[q], pfx[j], plen) == 0 &&
+				    strcmp(pfx[q] + plen, ".out_proj") == 0) {
+					free(pfx[q]);
+					pfx[q] = NULL;
+				}
+		}
+		if (strcmp(pr->type, "PReLU") == 0)
+			json_object_set_new(entry, "input_rank", json_integer(4));
 		if (pr->kernel_ndim >= 3) {
 			seen_conv = 1;
 			conv_out = shapes[0].d[0];
@@ -766,7 +819,7 @@ convert_template(const char *npz_path, const struct npz_limits *lim,
 		if (strcmp(pr->type, "DepthwiseConv2D") == 0)
 			json_object_set_new(entry, "depth_multiplier",
 			    json_integer(1));
-		json_array_append_new(layers, entry);
+		json_array_append_new(layers_j, entry);
 	}
 	*out = spec;
 	spec = NULL;

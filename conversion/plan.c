@@ -73,7 +73,7 @@ plan_map_get(const struct plan_map *m, const char *key)
 }
 
 /* The planner's working state beyond struct plan. */
-struct plan_work {
+struct plan_ctx {
 	struct plan	*p;
 	struct plan_map	 keys;		/* stripped key -> entry */
 	struct plan_map	 pmap;		/* prefix -> prefix number */
@@ -171,7 +171,7 @@ plan_entry_json(const struct plan *p, long idx)
 }
 
 static struct plan_layer *
-plan_new_layer(struct plan_work *w, const char *name, const char *type,
+plan_new_layer(struct plan_ctx *w, const char *name, const char *type,
     const char *from, int inferred)
 {
 	struct plan *p = w->p;
@@ -203,12 +203,19 @@ plan_new_layer(struct plan_work *w, const char *name, const char *type,
 }
 
 static struct plan_weight *
-plan_new_weight(struct plan_layer *l, size_t cap, const char *name)
+plan_new_weight(struct plan_layer *l, size_t hint, const char *name)
 {
 	struct plan_weight *pw;
 
-	if (l->w == NULL && (l->w = calloc(cap, sizeof(*l->w))) == NULL)
-		return NULL;
+	if (l->nw == l->capw) {
+		size_t cap = l->capw ? l->capw * 2 : (hint ? hint : 4);
+		struct plan_weight *nw = realloc(l->w, cap * sizeof(*nw));
+
+		if (nw == NULL)
+			return NULL;
+		l->w = nw;
+		l->capw = cap;
+	}
 	pw = &l->w[l->nw];
 	memset(pw, 0, sizeof(*pw));
 	if ((pw->name = strdup(name)) == NULL)
@@ -218,7 +225,7 @@ plan_new_weight(struct plan_layer *l, size_t cap, const char *name)
 }
 
 static int
-plan_add_source(struct plan_work *w, struct plan_weight *pw, long idx)
+plan_add_source(struct plan_ctx *w, struct plan_weight *pw, long idx)
 {
 	if (pw->nsrc >= XF_MAX_SOURCES)
 		return -1;
@@ -226,6 +233,93 @@ plan_add_source(struct plan_work *w, struct plan_weight *pw, long idx)
 	plan_entry_shape(&w->p->ix->e[idx], &pw->in[pw->nsrc]);
 	pw->nsrc++;
 	w->p->uses[idx]++;
+	return 0;
+}
+
+struct plan *
+plan_ctx_plan(struct plan_ctx *c)
+{
+	return c->p;
+}
+
+long
+plan_ctx_key(struct plan_ctx *c, const char *key)
+{
+	long idx = plan_map_get(&c->keys, key);
+
+	return idx >= 0 && !c->p->ignored[idx] ? idx : -1;
+}
+
+struct plan_weight *
+plan_ctx_weight(struct plan_ctx *c, struct plan_layer *l, const char *name,
+    const char *sub, const long *src, int nsrc)
+{
+	struct plan_weight *pw;
+	int i;
+
+	char full[512];
+
+	/* Report names are unique within a layer: "cell/kernel". */
+	snprintf(full, sizeof(full), "%s%s%s", sub ? sub : "", sub ? "/" : "",
+	    name);
+	if ((pw = plan_new_weight(l, 8, full)) == NULL ||
+	    (pw->path = strdup(name)) == NULL ||
+	    (sub != NULL && (pw->sub = strdup(sub)) == NULL)) {
+		wb_err_set(c->err, WB_E_NOMEM, "out of memory");
+		return NULL;
+	}
+	for (i = 0; i < nsrc && i < XF_MAX_SOURCES; i++)
+		plan_add_source(c, pw, src[i]);
+	if (pw->nsrc > 0)
+		pw->base = pw->in[0];
+	return pw;
+}
+
+void
+plan_ctx_missing(struct plan_ctx *c, struct plan_layer *l, const char *weight,
+    const char *key)
+{
+	plan_problem(c->p, WB_E_MAPPING, l->name, weight, key, "%s '%s' %s: no "
+	    "tensor '%s' in the archive", l->type, l->name, weight, key);
+	json_array_append_new(json_object_get(c->p->report, "missing"),
+	    json_pack("{s:s, s:s, s:s}", "layer", l->name, "weight", weight,
+	    "key", key));
+}
+
+/*
+ * A "weight" parameter may be stored as a weight-norm pair: old-style
+ * weight_g/weight_v or parametrizations.weight.original0/1.  Returns the
+ * number of sources found (1 plain, 2 weight norm, 0 none).
+ */
+static int
+plan_weight_sources(struct plan_ctx *c, const char *from, const char *param,
+    long *src)
+{
+	char key[1024], k2[1024];
+	int i;
+
+	snprintf(key, sizeof(key), "%s%s%s", from, *from ? "." : "", param);
+	if ((src[0] = plan_ctx_key(c, key)) >= 0)
+		return 1;
+	if (strcmp(param, "weight") != 0)
+		return 0;
+	for (i = 0; i < 2; i++) {
+		const char *dot = *from ? "." : "";
+
+		if (i == 0) {
+			snprintf(key, sizeof(key), "%s%sweight_g", from, dot);
+			snprintf(k2, sizeof(k2), "%s%sweight_v", from, dot);
+		} else {
+			snprintf(key, sizeof(key), "%s%sparametrizations.weight."
+			    "original0", from, dot);
+			snprintf(k2, sizeof(k2), "%s%sparametrizations.weight."
+			    "original1", from, dot);
+		}
+		src[0] = plan_ctx_key(c, key);
+		src[1] = plan_ctx_key(c, k2);
+		if (src[0] >= 0 && src[1] >= 0)
+			return 2;
+	}
 	return 0;
 }
 
@@ -295,7 +389,7 @@ plan_user_expect(struct plan *p, struct plan_layer *l, const json_t *expect,
 
 /* Plan shapes, compare with expectations, and write the report entry. */
 static int
-plan_finish_layer(struct plan_work *w, struct plan_layer *l,
+plan_finish_layer(struct plan_ctx *w, struct plan_layer *l,
     const json_t *entry, const char *path, const char *note)
 {
 	struct plan *p = w->p;
@@ -382,7 +476,7 @@ plan_check_options(struct plan *p, const struct preset *pr,
 }
 
 static int
-plan_preset_layer(struct plan_work *w, const struct spec_layer *sl,
+plan_preset_layer(struct plan_ctx *w, const struct spec_layer *sl,
     const char *path, const char *name, const char *type, const char *from,
     int inferred, const char *note)
 {
@@ -401,45 +495,53 @@ plan_preset_layer(struct plan_work *w, const struct spec_layer *sl,
 	if ((l = plan_new_layer(w, name, type, from, inferred)) == NULL)
 		return wb_err_set(w->err, WB_E_NOMEM, "out of memory");
 	looked[0] = '\0';
-	for (i = 0; i < PRESET_MAX_PARAMS && pr->params[i].keras; i++) {
+	l->snake = pr->snake;
+	if (pr->build != NULL) {
+		size_t before = p->nproblems;
+
+		pr->build(w, l, sl->j);
+		if (w->err->code != WB_OK)
+			return w->err->code;
+		if (l->nw == 0 && p->nproblems == before)
+			plan_problem(p, WB_E_MAPPING, name, NULL, from, "%s '%s': "
+			    "no tensors under '%s'", type, name, from);
+	}
+	for (i = 0; pr->build == NULL && i < PRESET_MAX_PARAMS &&
+	    pr->params[i].keras; i++) {
 		const struct preset_param *pp = &pr->params[i];
 		struct plan_weight *pw;
 		struct wb_err e = { 0 };
-		long idx;
+		long src[2];
+		int n;
 
 		snprintf(key, sizeof(key), "%s%s%s", from, *from ? "." : "",
 		    pp->param);
 		off += (size_t)snprintf(looked + off, off < sizeof(looked) ?
 		    sizeof(looked) - off : 0, "%s'%s'", off ? ", " : "", key);
-		idx = plan_map_get(&w->keys, key);
-		if (idx >= 0 && p->ignored[idx])
-			idx = -1;
-		if (idx < 0) {
-			if (pp->optional)
-				continue;
-			plan_problem(p, WB_E_MAPPING, name, pp->keras, key,
-			    "%s '%s' %s: no tensor '%s' in the archive", type,
-			    name, pp->keras, key);
-			json_array_append_new(json_object_get(p->report,
-			    "missing"), json_pack("{s:s, s:s, s:s}", "layer",
-			    name, "weight", pp->keras, "key", key));
+		if ((n = plan_weight_sources(w, from, pp->param, src)) == 0) {
+			if (!pp->optional)
+				plan_ctx_missing(w, l, pp->keras, key);
 			continue;
 		}
-		if ((pw = plan_new_weight(l, PRESET_MAX_PARAMS, pp->keras)) ==
-		    NULL || plan_add_source(w, pw, idx) != 0)
+		if ((pw = plan_ctx_weight(w, l, pp->legacy && p->format ==
+		    KH5_LEGACY ? pp->legacy : pp->keras, NULL, src, n)) == NULL)
+			return w->err->code;
+		/* The Keras name, whatever the legacy dataset is called. */
+		free(pw->name);
+		if ((pw->name = strdup(pp->keras)) == NULL)
 			return wb_err_set(w->err, WB_E_NOMEM, "out of memory");
-		pw->path = strdup(pp->legacy && p->format == KH5_LEGACY ?
-		    pp->legacy : pp->keras);
-		if (pw->path == NULL)
-			return wb_err_set(w->err, WB_E_NOMEM, "out of memory");
-		if (preset_recipe(pr, pp, sl->j, &pw->in[0], &pw->recipe,
+		pw->base = pw->in[n - 1];	/* v of a weight-norm pair */
+		if (preset_recipe(pr, pp, sl->j, &pw->base, &pw->recipe,
 		    &e) != 0) {
 			plan_problem(p, e.code, name, pp->keras, key,
 			    "%s '%s' %s: %s", type, name, pp->keras, e.msg);
 			pw->bad = 1;
 		}
+		/* Fold g * v / ||v|| before the layer's own transform. */
+		if (n == 2)
+			pw->recipe.combine = XF_WNORM;
 	}
-	if (l->nw == 0 && p->nproblems == 0)
+	if (l->nw == 0 && p->nproblems == 0 && pr->build == NULL)
 		plan_problem(p, WB_E_MAPPING, name, NULL, from, "%s '%s': no "
 		    "tensors under '%s' (looked for %s)", type, name, from,
 		    looked);
@@ -544,7 +646,7 @@ plan_custom_recipe(const json_t *jw, struct xf_recipe *r, struct wb_err *err)
 }
 
 static int
-plan_custom_layer(struct plan_work *w, const struct spec_layer *sl,
+plan_custom_layer(struct plan_ctx *w, const struct spec_layer *sl,
     const char *path)
 {
 	struct plan *p = w->p;
@@ -620,6 +722,8 @@ plan_custom_layer(struct plan_work *w, const struct spec_layer *sl,
 		}
 		if (pw->nsrc == 0)
 			pw->bad = 1;
+		else
+			pw->base = pw->in[0];
 		if (json_object_get(jw, "expect") != NULL) {
 			json_t *ex = json_pack("{s:O}", wname,
 			    json_object_get(jw, "expect"));
@@ -664,7 +768,7 @@ plan_expand_name(const char *tmpl, const char *subject,
 }
 
 static int
-plan_auto_layer(struct plan_work *w, const struct spec_layer *sl,
+plan_auto_layer(struct plan_ctx *w, const struct spec_layer *sl,
     const char *path, const char *name, size_t pfx)
 {
 	const char *params[64];
@@ -695,8 +799,20 @@ plan_auto_layer(struct plan_work *w, const struct spec_layer *sl,
 	    certain ? "type inferred" : why);
 }
 
+/* Has an earlier layer already read every tensor of prefix i? */
 static int
-plan_match_layer(struct plan_work *w, const struct spec_layer *sl,
+plan_prefix_used(struct plan_ctx *w, size_t i)
+{
+	long e;
+
+	for (e = w->pfx_first[i]; e >= 0; e = w->next[e])
+		if (w->p->uses[e] == 0)
+			return 0;
+	return 1;
+}
+
+static int
+plan_match_layer(struct plan_ctx *w, const struct spec_layer *sl,
     const char *path)
 {
 	regmatch_t m[PLAN_MATCH_MAX];
@@ -710,6 +826,8 @@ plan_match_layer(struct plan_work *w, const struct spec_layer *sl,
 		if (regexec(&sl->re, w->pfx[i], PLAN_MATCH_MAX, m, 0) != 0)
 			continue;
 		hits++;
+		if (plan_prefix_used(w, i))
+			continue;	/* e.g. attention's out_proj */
 		if (plan_expand_name(sl->name, w->pfx[i], m, PLAN_MATCH_MAX,
 		    name, sizeof(name)) != 0 || strchr(name, '/') != NULL) {
 			plan_problem(w->p, WB_E_SPEC, sl->name, NULL, w->pfx[i],
@@ -736,7 +854,7 @@ plan_match_layer(struct plan_work *w, const struct spec_layer *sl,
 }
 
 static int
-plan_index(struct plan_work *w)
+plan_index(struct plan_ctx *w)
 {
 	struct plan *p = w->p;
 	const struct spec *s = p->spec;
@@ -796,8 +914,11 @@ plan_index(struct plan_work *w)
 		w->keys.val[slot] = (long)i;
 		if (p->ignored[i])
 			continue;
-		/* Split "a.b.weight" into prefix "a.b" and param "weight". */
-		dot = strrchr(p->skey[i], '.');
+		/* Split "a.b.weight" into prefix "a.b" and param "weight";
+		 * a parametrization belongs to the module that owns it. */
+		dot = strstr(p->skey[i], ".parametrizations.");
+		if (dot == NULL)
+			dot = strrchr(p->skey[i], '.');
 		w->param[i] = dot ? dot + 1 : p->skey[i];
 		{
 			char *pfx = dot ? strndup(p->skey[i],
@@ -826,7 +947,7 @@ plan_index(struct plan_work *w)
 
 /* Keras group paths, unique names. */
 static void
-plan_groups(struct plan_work *w)
+plan_groups(struct plan_ctx *w)
 {
 	struct plan *p = w->p;
 	struct plan_map names, counts;
@@ -857,8 +978,7 @@ plan_groups(struct plan_work *w)
 		} else if (json_is_string(kp)) {
 			l->group = strdup(json_string_value(kp));
 		} else {
-			const struct preset *pr = preset_find(l->type);
-			const char *snake = pr ? pr->snake : NULL;
+			const char *snake = l->snake;
 			long c;
 
 			if (snake == NULL) {
@@ -887,13 +1007,23 @@ plan_groups(struct plan_work *w)
 		json_object_set_new(l->jl, "group", json_string(l->group));
 		for (j = 0; j < l->nw; j++) {
 			struct plan_weight *pw = &l->w[j];
+			size_t k, nth = 0;
 			char *np;
 
+			/* Keras 3 numbers variables per (sub)layer. */
+			for (k = 0; k < j; k++)
+				if ((pw->sub == NULL && l->w[k].sub == NULL) ||
+				    (pw->sub != NULL && l->w[k].sub != NULL &&
+				    strcmp(pw->sub, l->w[k].sub) == 0))
+					nth++;
 			if (p->format == KH5_LEGACY)
-				snprintf(buf, sizeof(buf), "%s/%s:0", l->name,
+				snprintf(buf, sizeof(buf), "%s/%s%s%s:0", l->name,
+				    pw->sub ? pw->sub : "", pw->sub ? "/" : "",
 				    pw->path);
 			else
-				snprintf(buf, sizeof(buf), "vars/%zu", j);
+				snprintf(buf, sizeof(buf), "%s%svars/%zu",
+				    pw->sub ? pw->sub : "", pw->sub ? "/" : "",
+				    nth);
 			if ((np = strdup(buf)) == NULL) {
 				wb_err_set(w->err, WB_E_NOMEM, "out of memory");
 				goto out;
@@ -910,7 +1040,7 @@ out:
 
 /* Warnings a user needs: eps defaults, Dense after convs with no flatten. */
 static void
-plan_advice(struct plan_work *w)
+plan_advice(struct plan_ctx *w)
 {
 	struct plan *p = w->p;
 	const struct preset *seen[16];
@@ -970,7 +1100,7 @@ plan_advice(struct plan_work *w)
 }
 
 static void
-plan_unused(struct plan_work *w)
+plan_unused(struct plan_ctx *w)
 {
 	struct plan *p = w->p;
 	json_t *unused = json_object_get(p->report, "unused");
@@ -1003,7 +1133,7 @@ int
 plan_build(const struct npz_index *ix, const struct spec *spec,
     const char *format, struct plan **out, struct wb_err *err)
 {
-	struct plan_work w;
+	struct plan_ctx w;
 	struct plan *p;
 	size_t i;
 	int rc = 0;
@@ -1097,6 +1227,7 @@ plan_free(struct plan *p)
 		for (j = 0; j < p->l[i].nw; j++) {
 			free(p->l[i].w[j].name);
 			free(p->l[i].w[j].path);
+			free(p->l[i].w[j].sub);
 		}
 		free(p->l[i].w);
 		free(p->l[i].name);

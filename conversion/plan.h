@@ -29,9 +29,11 @@
 struct plan_weight {
 	char		*name;		/* Keras variable name: "kernel" */
 	char		*path;		/* dataset path inside the layer group */
+	char		*sub;		/* sublayer path ("cell", "forward_layer/cell") or NULL */
 	int		 nsrc;
 	long		 src[XF_MAX_SOURCES];	/* index entries */
 	struct xf_shape	 in[XF_MAX_SOURCES];
+	struct xf_shape	 base;		/* the tensor the layer checks see: in[0], or v of a weight norm */
 	struct xf_recipe recipe;
 	struct xf_shape	 out;		/* final shape */
 	int		 has_expect;
@@ -46,8 +48,9 @@ struct plan_layer {
 	char		*type;		/* preset name */
 	char		*from;		/* source prefix, after stripping */
 	char		*group;		/* HDF5 group path of the layer */
+	const char	*snake;		/* Keras 3 class key if not the preset's ("bidirectional") */
 	int		 inferred;	/* type came from "auto" */
-	size_t		 nw;
+	size_t		 nw, capw;
 	struct plan_weight *w;
 	json_t		*jl;		/* borrowed: its object in the report */
 };
@@ -96,5 +99,21 @@ int	plan_layout(const struct plan *p, struct kh5_layer **layers,
 
 /* Index entry for a (stripped) key, or -1. */
 long	plan_find(const struct plan *p, const char *key);
+
+/*
+ * For presets that build their own weights (RNNs, attention, ...): the
+ * planner's working state, and what a build hook may do with it.
+ */
+struct plan_ctx;
+
+struct plan	*plan_ctx_plan(struct plan_ctx *c);
+/* The entry of a (stripped, not ignored) key, or -1. */
+long	plan_ctx_key(struct plan_ctx *c, const char *key);
+/* Add a weight reading src[0..nsrc-1]; sub is the Keras 3 sublayer path. */
+struct plan_weight *plan_ctx_weight(struct plan_ctx *c, struct plan_layer *l,
+	    const char *name, const char *sub, const long *src, int nsrc);
+/* Report a required tensor that is not in the archive. */
+void	plan_ctx_missing(struct plan_ctx *c, struct plan_layer *l,
+	    const char *weight, const char *key);
 
 #endif

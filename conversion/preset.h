@@ -22,7 +22,10 @@ enum preset_recipe {
 	PR_COPY,	/* identity */
 	PR_DENSE,	/* W.T, or the flatten row permutation */
 	PR_CONV,	/* move axis 0 (out) last and axis 1 (in) second-to-last */
-	PR_DEPTHWISE	/* reshape (C*M,1,k..) -> (C,M,k..), then k.. first */
+	PR_DEPTHWISE,	/* reshape (C*M,1,k..) -> (C,M,k..), then k.. first */
+	PR_CONVT,	/* (I, O/g, k..) -> block diagonal (I, O, k..) -> (k.., O, I) */
+	PR_CHANNELS_LAST, /* LayerNorm over (C, H, W): gamma (H, W, C) */
+	PR_PRELU	/* (C) -> (1, .., 1, C) for the input rank */
 };
 
 struct preset_param {
@@ -34,6 +37,7 @@ struct preset_param {
 };
 
 struct plan;
+struct plan_ctx;
 struct plan_layer;
 
 struct preset {
@@ -41,11 +45,15 @@ struct preset {
 	const char	*snake;		/* Keras 3 group key: "conv2d" */
 	int		 kernel_ndim;	/* source weight rank it needs; 0 = any */
 	struct preset_param params[PRESET_MAX_PARAMS];
-	const char	*options[6];	/* extra spec fields it accepts */
+	const char	*options[8];	/* extra spec fields it accepts */
 	/* Layer-level checks; sets expected shapes, reports problems. */
 	void		(*check)(struct plan *p, struct plan_layer *l,
 			    const json_t *entry);
 	const char	*advice;	/* said once per conversion (eps, ...) */
+	/* Builds the layer's weights itself (RNNs, attention); NULL = the
+	 * generic builder over params. */
+	void		(*build)(struct plan_ctx *c, struct plan_layer *l,
+			    const json_t *entry);
 };
 
 /* The row for a type name, or NULL. */

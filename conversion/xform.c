@@ -109,6 +109,21 @@ xf_plan_combine(enum xf_combine c, const struct xf_shape *in, int nin,
 		*out = in[1];
 		return 0;
 	}
+	if (c == XF_FOLD) {
+		uint64_t f = in[0].ndim >= 2 ? in[0].d[0] : 0;
+
+		if (nin < 2 || nin > 3 || f == 0 || in[1].ndim != 1 ||
+		    xf_count(&in[0]) != f * in[1].d[0] ||
+		    (nin == 3 && (in[2].ndim != 1 || in[2].d[0] != f)))
+			return wb_err_set(err, WB_E_MAPPING,
+			    "bias fold needs a pointwise weight (F, C, 1, 1), a "
+			    "bias (C) and optionally a bias (F); got %s and %s",
+			    xf_shape_str(&in[0], a, sizeof(a)),
+			    nin > 1 ? xf_shape_str(&in[1], b, sizeof(b)) : "-");
+		out->ndim = 1;
+		out->d[0] = f;
+		return 0;
+	}
 	for (i = 1; i < nin; i++) {
 		int fits = c == XF_CONCAT ?
 		    in[i].ndim == in[0].ndim && in[0].ndim >= 1 &&
@@ -196,6 +211,16 @@ xf_plan_op(const struct xf_op *op, const struct xf_shape *in,
 			    "elements", xf_shape_str(in, a, sizeof(a)),
 			    (unsigned long long)n, (unsigned long long)known);
 		out->ndim = op->n;
+		return 0;
+	case XF_BLOCKDIAG:
+		if (in->ndim < 2 || op->parts < 1 ||
+		    in->d[0] % (uint64_t)op->parts != 0 ||
+		    in->d[1] > UINT64_MAX / (uint64_t)op->parts)
+			return wb_err_set(err, WB_E_MAPPING,
+			    "cannot expand %s into %d groups",
+			    xf_shape_str(in, a, sizeof(a)), op->parts);
+		*out = *in;
+		out->d[1] *= (uint64_t)op->parts;
 		return 0;
 	case XF_SPLIT:
 	case XF_REORDER:
@@ -414,8 +439,40 @@ xf_combine_apply(enum xf_combine c, const struct xf_shape *in,
 				dst[i * rowlen + j] = (float)(v[j] * scale);
 		}
 		break;
+	case XF_FOLD:
+		/* SeparableConv2D has one bias, after the pointwise step. */
+		n = in[0].d[0];
+		rowlen = in[1].d[0];
+		for (i = 0; i < n; i++) {
+			double acc = nin == 3 ? src[2][i] : 0;
+
+			for (j = 0; j < rowlen; j++)
+				acc += (double)src[0][i * rowlen + j] * src[1][j];
+			dst[i] = (float)acc;
+		}
+		break;
 	case XF_ONE:
 		break;
+	}
+}
+
+/* Grouped transposed-conv weights as one block-diagonal kernel. */
+static void
+xf_blockdiag(const float *src, float *dst, const struct xf_shape *in,
+    int parts)
+{
+	uint64_t a = in->d[0], b = in->d[1], rest = 1, per = a / (uint64_t)parts;
+	uint64_t i;
+	int k;
+
+	for (k = 2; k < in->ndim; k++)
+		rest *= in->d[k];
+	memset(dst, 0, a * b * (uint64_t)parts * rest * sizeof(float));
+	for (i = 0; i < a; i++) {
+		uint64_t g = i / per;
+
+		memcpy(dst + (i * b * (uint64_t)parts + g * b) * rest,
+		    src + i * b * rest, b * rest * sizeof(float));
 	}
 }
 
@@ -481,6 +538,8 @@ xf_apply(const struct xf_recipe *r, const struct xf_shape *in,
 		else if (op->kind == XF_SPLIT)
 			xf_blocks(data, s->buf[which], &cur, op->axis, op->parts,
 			    NULL, op->index);
+		else if (op->kind == XF_BLOCKDIAG)
+			xf_blockdiag(data, s->buf[which], &cur, op->parts);
 		else
 			xf_blocks(data, s->buf[which], &cur, op->axis, op->n,
 			    op->a, 0);
@@ -497,7 +556,7 @@ void
 xf_describe(const struct xf_recipe *r, char *buf, size_t len)
 {
 	static const char *combine[] = { "", "sum", "stack", "concat",
-	    "weight_norm" };
+	    "weight_norm", "bias_fold" };
 	size_t off = 0;
 	int i, j;
 
@@ -527,6 +586,9 @@ xf_describe(const struct xf_recipe *r, char *buf, size_t len)
 		case XF_SPLIT:
 			XF_OUT("split(axis=%d,part=%d/%d)", op->axis,
 			    op->index, op->parts);
+			break;
+		case XF_BLOCKDIAG:
+			XF_OUT("groups_to_block_diagonal(%d)", op->parts);
 			break;
 		case XF_REORDER:
 			XF_OUT("reorder(axis=%d,blocks=", op->axis);

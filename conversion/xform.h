@@ -29,7 +29,8 @@ enum xf_kind {
 	XF_TRANSPOSE,		/* a[] = permutation */
 	XF_RESHAPE,		/* a[] = new shape, one entry may be -1 */
 	XF_SPLIT,		/* equal parts along axis: take part `index` of `parts` */
-	XF_REORDER		/* split axis into n equal blocks, output block i = input block a[i] */
+	XF_REORDER,		/* split axis into n equal blocks, output block i = input block a[i] */
+	XF_BLOCKDIAG		/* (A, B, ...) -> (A, B*parts, ...): row a fills column block a/(A/parts), zeros elsewhere */
 };
 
 struct xf_op {
@@ -45,7 +46,8 @@ enum xf_combine {
 	XF_SUM,		/* elementwise sum of equal shapes */
 	XF_STACK,	/* new leading axis */
 	XF_CONCAT,	/* along axis 0 */
-	XF_WNORM	/* weight norm: g * v / ||v|| per leading-axis row; sources g, v */
+	XF_WNORM,	/* weight norm: g * v / ||v|| per leading-axis row; sources g, v */
+	XF_FOLD		/* bias fold: b2 + W[:, :] @ b1; sources W (F, C, 1...), b1 (C), optional b2 (F) */
 };
 
 struct xf_recipe {
