@@ -2,13 +2,19 @@
 
 The Keras twin is given hand-copied weights (zoo.py) and saved by Keras
 (Keras 3 `.weights.h5`, tf_keras legacy `.h5`); the converted file must hold
-the same arrays, bit for bit (every transform is a pure permutation), under
-the same Keras 3 paths, or in the same legacy layer and weight order.
+the same arrays under the same Keras 3 paths, or in the same legacy layer and
+weight order, equal to float32 rounding (computed weights, such as LSTM's
+summed biases and SeparableConv2D's folded bias, may differ in the last bit).
 """
 
 import h5py
 import numpy as np
 import pytest
+
+# Keras 3's save_weights trips a NumPy 2 deprecation inside Keras itself.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword"
+    ":DeprecationWarning")
 
 from .zoo import CASES
 
@@ -46,7 +52,8 @@ def _hand_model(case, K, state):
 
 
 def _same_array(a, b):
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    return (a.dtype == b.dtype and a.shape == b.shape
+            and np.allclose(a, b, rtol=1e-6, atol=1e-7))
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

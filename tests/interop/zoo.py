@@ -40,8 +40,9 @@ def _randomise_norms(model: nn.Module, gen: torch.Generator) -> None:
         for m in model.modules():
             if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
                 c = m.num_features
-                m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(c, generator=gen) * 0.2)
+                if m.affine:
+                    m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
+                    m.bias.copy_(torch.randn(c, generator=gen) * 0.2)
                 m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
                 m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
                 m.num_batches_tracked.fill_(7)
@@ -200,6 +201,90 @@ class TinyResNet(nn.Module):
         return self.fc(h.mean(dim=(2, 3)))
 
 
+class RecurrentNet(nn.Module):
+    """(8) a 2-layer LSTM, a bidirectional GRU, Linear on the last step."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(6, 8, num_layers=2, batch_first=True)
+        self.gru = nn.GRU(8, 5, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(10, 3)
+
+    def forward(self, x):
+        h, _ = self.lstm(x)
+        h, _ = self.gru(h)
+        return self.fc(h[:, -1])
+
+
+class UpsampleNet(nn.Module):
+    """(9) ConvTranspose2d k3 s2 p1 output_padding 1 (where Keras 'same'
+    is off by a pixel), BN, ReLU, grouped ConvTranspose2d k4 s2 p1."""
+
+    def __init__(self):
+        super().__init__()
+        self.up1 = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1,
+                                      output_padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.up2 = nn.ConvTranspose2d(4, 6, 4, stride=2, padding=1, groups=2)
+
+    def forward(self, x):
+        return self.up2(torch.relu(self.bn(self.up1(x))))
+
+
+class AttentionNet(nn.Module):
+    """(10) Embedding, self-attention (2 heads) + residual, LayerNorm,
+    mean over the sequence, Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(40, 16)
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.norm = nn.LayerNorm(16)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, tokens):
+        h = self.embed(tokens)
+        a, _ = self.attn(h, h, h, need_weights=False)
+        return self.head(self.norm(h + a).mean(dim=1))
+
+
+class SeparableNet(nn.Module):
+    """(11) depthwise (multiplier 2) straight into a 1x1 conv (one Keras
+    SeparableConv2D, biases folded), GroupNorm, per-channel PReLU,
+    BatchNorm without affine parameters, Flatten of 6x4x4, Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.dw = nn.Conv2d(4, 8, 3, padding=1, groups=4)
+        self.pw = nn.Conv2d(8, 6, 1)
+        self.gn = nn.GroupNorm(2, 6)
+        self.act = nn.PReLU(6)
+        self.bn = nn.BatchNorm2d(6, affine=False)
+        self.fc = nn.Linear(6 * 4 * 4, 5)
+        with torch.no_grad():
+            self.act.weight.uniform_(0.05, 0.5)
+            self.gn.weight.uniform_(0.5, 1.5)
+            self.gn.bias.normal_(0, 0.2)
+
+    def forward(self, x):
+        h = self.bn(self.act(self.gn(self.pw(self.dw(x)))))
+        return self.fc(torch.flatten(h, 1))
+
+
+class VolumeNet(nn.Module):
+    """(12) Conv3d-BN3d-ReLU, Flatten of a 4x3x4x4 volume, Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(2, 4, 3, padding=1)
+        self.bn = nn.BatchNorm3d(4)
+        self.fc = nn.Linear(4 * 3 * 4 * 4, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.conv(x)))
+        return self.fc(torch.flatten(h, 1))
+
+
 # ----------------------------------------------------------------- Keras side
 
 def _bn(L, name):
@@ -304,6 +389,66 @@ def keras_resnet(K):
     h = L.GlobalAveragePooling2D()(h)
     y = L.Dense(10, name="fc")(h)
     return K.Model(x, y, name="tiny_resnet")
+
+
+def keras_recurrent(K):
+    L = K.layers
+    x = K.Input((7, 6))
+    h = L.LSTM(8, return_sequences=True, name="lstm_l0")(x)
+    h = L.LSTM(8, return_sequences=True, name="lstm_l1")(h)
+    h = L.Bidirectional(L.GRU(5, return_sequences=True), merge_mode="concat",
+                        name="bigru")(h)
+    h = L.Flatten()(L.Cropping1D((6, 0))(h))     # the last time step
+    y = L.Dense(3, name="fc")(h)
+    return K.Model(x, y, name="recurrent_net")
+
+
+def keras_upsample(K):
+    L = K.layers
+    x = K.Input((5, 5, 8))
+    # PyTorch padding=p, output_padding=op: crop (p, p - op) per axis.
+    h = L.Conv2DTranspose(4, 3, strides=2, padding="valid", name="up1")(x)
+    h = L.Cropping2D(((1, 0), (1, 0)))(h)
+    h = L.ReLU()(_bn(L, "bn")(h))
+    h = L.Conv2DTranspose(6, 4, strides=2, padding="valid", name="up2")(h)
+    y = L.Cropping2D(((1, 1), (1, 1)))(h)
+    return K.Model(x, y, name="upsample_net")
+
+
+def keras_attention(K):
+    L = K.layers
+    x = K.Input((6,), dtype="int32")
+    h = L.Embedding(40, 16, name="embed")(x)
+    a = L.MultiHeadAttention(num_heads=2, key_dim=8, name="attn")(h, h)
+    h = L.LayerNormalization(epsilon=EPS, name="norm")(L.Add()([h, a]))
+    h = L.GlobalAveragePooling1D()(h)
+    y = L.Dense(3, name="head")(h)
+    return K.Model(x, y, name="attention_net")
+
+
+def keras_separable(K):
+    L = K.layers
+    x = K.Input((4, 4, 4))
+    h = L.ZeroPadding2D(1)(x)
+    h = L.SeparableConv2D(6, 3, depth_multiplier=2, name="sep")(h)
+    h = L.GroupNormalization(groups=2, epsilon=EPS, name="gn")(h)
+    h = L.PReLU(shared_axes=[1, 2], name="act")(h)
+    h = L.BatchNormalization(epsilon=EPS, center=False, scale=False,
+                             name="bn")(h)
+    h = L.Flatten()(h)
+    y = L.Dense(5, name="fc")(h)
+    return K.Model(x, y, name="separable_net")
+
+
+def keras_volume(K):
+    L = K.layers
+    x = K.Input((3, 4, 4, 2))
+    h = L.ZeroPadding3D(1)(x)
+    h = L.Conv3D(4, 3, name="conv")(h)
+    h = L.ReLU()(_bn(L, "bn")(h))
+    h = L.Flatten()(h)
+    y = L.Dense(3, name="fc")(h)
+    return K.Model(x, y, name="volume_net")
 
 
 # ------------------------------------------- hand-written transforms (NumPy)
@@ -425,6 +570,83 @@ def _hand_resnet(sd):
     return out
 
 
+def _gates_zrn(a):
+    """PyTorch GRU gate blocks r, z, n (axis 0) -> Keras order z, r, n."""
+    r, z, n = np.split(a, 3, axis=0)
+    return np.concatenate([z, r, n], axis=0)
+
+
+def lstm_weights(sd, p, k, sfx=""):
+    g = lambda name: sd[f"{p}.{name}_l{k}{sfx}"]
+    return [g("weight_ih").T, g("weight_hh").T, g("bias_ih") + g("bias_hh")]
+
+
+def gru_weights(sd, p, k, sfx=""):
+    g = lambda name: _gates_zrn(sd[f"{p}.{name}_l{k}{sfx}"])
+    return [g("weight_ih").T, g("weight_hh").T,
+            np.stack([g("bias_ih"), g("bias_hh")])]
+
+
+def convt_kernel(w, groups=1):
+    """(I, O/g, kh, kw) -> (kh, kw, O, I), groups expanded block-diagonally
+    (Keras transposed convolutions have no groups)."""
+    i, og, kh, kw = w.shape
+    full = np.zeros((i, og * groups, kh, kw), dtype=w.dtype)
+    ig = i // groups
+    for j in range(groups):
+        full[j * ig:(j + 1) * ig, j * og:(j + 1) * og] = w[j * ig:(j + 1) * ig]
+    return full.transpose(2, 3, 1, 0)
+
+
+def mha_weights(sd, p, heads):
+    w, b = sd[f"{p}.in_proj_weight"], sd[f"{p}.in_proj_bias"]
+    e = w.shape[1]
+    d = e // heads
+    out = []
+    for wi, bi in zip(np.split(w, 3), np.split(b, 3)):
+        out += [wi.T.reshape(e, heads, d), bi.reshape(heads, d)]
+    out += [sd[f"{p}.out_proj.weight"].T.reshape(heads, d, e),
+            sd[f"{p}.out_proj.bias"]]
+    return out
+
+
+def _hand_recurrent(sd):
+    return [("lstm_l0", lstm_weights(sd, "lstm", 0)),
+            ("lstm_l1", lstm_weights(sd, "lstm", 1)),
+            ("bigru", gru_weights(sd, "gru", 0)
+             + gru_weights(sd, "gru", 0, "_reverse")),
+            ("fc", dense_weights(sd, "fc"))]
+
+
+def _hand_upsample(sd):
+    return [("up1", [convt_kernel(sd["up1.weight"]), sd["up1.bias"]]),
+            ("bn", bn_weights(sd, "bn")),
+            ("up2", [convt_kernel(sd["up2.weight"], 2), sd["up2.bias"]])]
+
+
+def _hand_attention(sd):
+    return [("embed", [sd["embed.weight"]]),
+            ("attn", mha_weights(sd, "attn", 2)),
+            ("norm", [sd["norm.weight"], sd["norm.bias"]]),
+            ("head", dense_weights(sd, "head"))]
+
+
+def _hand_separable(sd):
+    wpw = sd["pw.weight"]
+    return [("sep", [depthwise_kernel(sd["dw.weight"], 2), conv_kernel(wpw),
+                     sd["pw.bias"] + wpw[:, :, 0, 0] @ sd["dw.bias"]]),
+            ("gn", [sd["gn.weight"], sd["gn.bias"]]),
+            ("act", [sd["act.weight"].reshape(1, 1, -1)]),
+            ("bn", [sd["bn.running_mean"], sd["bn.running_var"]]),
+            ("fc", dense_weights(sd, "fc", (6, 4, 4)))]
+
+
+def _hand_volume(sd):
+    return [("conv", conv_weights(sd, "conv")),
+            ("bn", bn_weights(sd, "bn")),
+            ("fc", dense_weights(sd, "fc", (4, 3, 4, 4)))]
+
+
 # ---------------------------------------------------------------------- specs
 
 def _spec(layers, **extra):
@@ -513,6 +735,48 @@ SPEC_RESNET = _spec([
 ])
 
 
+# One PyTorch LSTM module with num_layers=2 is two Keras layers.
+SPEC_RECURRENT = _spec([
+    {"name": "lstm_l0", "type": "LSTM", "from": "lstm", "layer": 0},
+    {"name": "lstm_l1", "type": "LSTM", "from": "lstm", "layer": 1},
+    {"name": "bigru", "type": "GRU", "from": "gru"},
+    {"name": "fc", "type": "Dense", "from": "fc"},
+])
+
+SPEC_UPSAMPLE = _spec([
+    {"name": "up1", "type": "Conv2DTranspose", "from": "up1",
+     "padding": 1, "output_padding": 1},
+    {"name": "bn", "type": "BatchNormalization", "from": "bn"},
+    {"name": "up2", "type": "Conv2DTranspose", "from": "up2", "groups": 2,
+     "padding": 1},
+])
+
+SPEC_ATTENTION = _spec([
+    {"name": "embed", "type": "Embedding", "from": "embed"},
+    {"name": "attn", "type": "MultiHeadAttention", "from": "attn",
+     "num_heads": 2},
+    {"name": "norm", "type": "LayerNormalization", "from": "norm"},
+    {"name": "head", "type": "Dense", "from": "head"},
+])
+
+SPEC_SEPARABLE = _spec([
+    {"name": "sep", "type": "SeparableConv2D", "from": "dw", "pointwise": "pw",
+     "depth_multiplier": 2},
+    {"name": "gn", "type": "GroupNormalization", "from": "gn", "groups": 2},
+    {"name": "act", "type": "PReLU", "from": "act", "input_rank": 4},
+    {"name": "bn", "type": "BatchNormalization", "from": "bn"},
+    {"name": "fc", "type": "Dense", "from": "fc",
+     "flatten": {"chw": [6, 4, 4]}},
+])
+
+SPEC_VOLUME = _spec([
+    {"name": "conv", "type": "Conv3D", "from": "conv"},
+    {"name": "bn", "type": "BatchNormalization", "from": "bn"},
+    {"name": "fc", "type": "Dense", "from": "fc",
+     "flatten": {"cdhw": [4, 3, 4, 4]}},
+])
+
+
 # ---------------------------------------------------------------------- cases
 
 def _nchw_to_nhwc(a):
@@ -575,6 +839,17 @@ CASES = [
          SPEC_CUSTOM, seed=16, input_to_keras=_same),
     Case("resnet", TinyResNet, (BATCH, 3, 16, 16), keras_resnet,
          _hand_resnet, SPEC_RESNET, seed=17),
+    Case("recurrent", RecurrentNet, (BATCH, 7, 6), keras_recurrent,
+         _hand_recurrent, SPEC_RECURRENT, seed=18, input_to_keras=_same),
+    Case("upsample", UpsampleNet, (BATCH, 8, 5, 5), keras_upsample,
+         _hand_upsample, SPEC_UPSAMPLE, seed=19,
+         output_to_keras=_nchw_to_nhwc),
+    Case("attention", AttentionNet, (BATCH, 6), keras_attention,
+         _hand_attention, SPEC_ATTENTION, seed=20, tokens=40),
+    Case("separable", SeparableNet, (BATCH, 4, 4, 4), keras_separable,
+         _hand_separable, SPEC_SEPARABLE, seed=21),
+    Case("volume", VolumeNet, (BATCH, 2, 3, 4, 4), keras_volume,
+         _hand_volume, SPEC_VOLUME, seed=22),
 ]
 
 CASE_BY_NAME = {c.name: c for c in CASES}
