@@ -1,0 +1,1176 @@
+/*
+ * npz: the two-pass .npz reader.
+ *
+ * libarchive does the zip work that is easy to get subtly wrong: local
+ * headers, zip64 extras, data descriptors, inflating and CRC checks.  For
+ * a regular file we use its seekable zip reader, which trusts the central
+ * directory (the only place a zip written to a pipe records its sizes) and
+ * can skip a member without inflating it.  For anything that cannot seek
+ * (a FIFO, a terminal) we fall back to the streaming reader and check
+ * sizes while reading instead.
+ *
+ * libarchive does not tell us a member's compressed size or compression
+ * method, and we need both before we inflate a byte: the method to refuse
+ * everything but stored and deflate, the compressed size to refuse a zip
+ * bomb by its ratio.  So for a regular file we also read the central
+ * directory ourselves (npz_cd_*), a small bounds-checked parse of fixed
+ * records, and use it to vet every member before libarchive reads any
+ * data.  Both views must agree member by member, by name, in offset order.
+ * The same pass refuses overlapping members, the trick behind the
+ * non-recursive zip bombs.
+ *
+ * Every size that comes from the archive is capped (npz_limits) before it
+ * is used, and the second pass enforces the caps again on what the data
+ * actually is: a member whose size fields lie is read only up to the byte
+ * count its .npy header promised, plus one probe block that proves the lie.
+ */
+#include <sys/stat.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <locale.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "npz.h"
+
+#define NPZ_BLOCK		(1 << 20)	/* libarchive read size */
+#define NPZ_FIRST_READ		4096		/* covers numpy's headers */
+#define NPZ_RATIO_MIN_SIZE	(1ULL << 20)	/* ratio cap applies above */
+#define NPZ_EOCD_LEN		22
+#define NPZ_EOCD_SCAN		(65535 + NPZ_EOCD_LEN)
+#define NPZ_LOC64_LEN		20
+#define NPZ_EOCD64_LEN		56
+#define NPZ_CDH_LEN		46		/* central directory header */
+#define NPZ_LFH_LEN		30		/* local file header */
+#define NPZ_CD_EXTRA_MAX	2048		/* extra + comment per entry */
+#define NPZ_DISP_MAX		160		/* member names in messages */
+#define NPZ_FLAG_ENCRYPTED	0x0001
+#define NPZ_FLAG_STRONG		0x0040
+
+/* One central directory record; name points into the directory buffer. */
+struct npz_cd {
+	const char	*name;
+	size_t		 namelen;
+	uint16_t	 flags;
+	uint16_t	 method;
+	uint64_t	 comp;
+	uint64_t	 size;
+	uint64_t	 offset;
+	size_t		 order;		/* position in the directory */
+};
+
+/* What we know about a member before reading its data. */
+struct npz_meta {
+	const char	*name;
+	size_t		 namelen;
+	int		 method;	/* zip method number, -1 unknown */
+	const char	*method_name;	/* for messages */
+	int		 encrypted;
+	int		 comp_known;
+	uint64_t	 comp;
+	int		 size_known;
+	uint64_t	 size;
+};
+
+/* The index as allocated: the public part first, then a key lookup. */
+struct npz_index_priv {
+	struct npz_index pub;
+	size_t		 cap;
+	struct npz_entry **by_key;	/* entries sorted by key */
+};
+
+struct npz_reader {
+	struct archive	*a;
+	int		 fd;
+	const struct npz_index *ix;
+	struct npz_limits lim;
+	size_t		 pos;		/* index position of the next member */
+	long		 cur;		/* current member, -1 before the first */
+	int		 cur_read;	/* its data was handed out */
+	int		 at_end;	/* libarchive said EOF */
+	uint64_t	 total;		/* data bytes handed out so far */
+	uint8_t		*hbuf;		/* header bytes of the current member */
+};
+
+static const char *
+npz_method_name(int m)
+{
+	switch (m) {
+	case 0:		return "stored";
+	case 8:		return "deflate";
+	case 9:		return "deflate64";
+	case 12:	return "bzip2";
+	case 14:	return "lzma";
+	case 93:	return "zstd";
+	case 95:	return "xz";
+	case 98:	return "ppmd";
+	case 99:	return "WinZip AES";
+	}
+	return "unknown";
+}
+
+/*
+ * A member name made safe to print: non-printable and non-ASCII bytes
+ * become \xNN, and long names are cut.  Names in error messages are what
+ * users search for, so printable names are left exactly as they are.
+ */
+static const char *
+npz_disp(const char *name, size_t len, char *buf, size_t bufsz)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, o = 0;
+	unsigned char c;
+
+	for (i = 0; i < len && o + 8 < bufsz; i++) {
+		c = (unsigned char)name[i];
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			buf[o++] = (char)c;
+		else {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[c >> 4];
+			buf[o++] = hex[c & 15];
+		}
+	}
+	if (i < len) {
+		buf[o++] = '.';
+		buf[o++] = '.';
+		buf[o++] = '.';
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static int
+npz_utf8_ok(const unsigned char *s, size_t len)
+{
+	size_t i = 0, n, k;
+	uint32_t cp;
+
+	while (i < len) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((s[i] & 0xe0) == 0xc0) {
+			n = 1;
+			cp = s[i] & 0x1f;
+		} else if ((s[i] & 0xf0) == 0xe0) {
+			n = 2;
+			cp = s[i] & 0x0f;
+		} else if ((s[i] & 0xf8) == 0xf0) {
+			n = 3;
+			cp = s[i] & 0x07;
+		} else
+			return 0;
+		if (len - i - 1 < n)
+			return 0;
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+		    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+void
+npz_limits_default(struct npz_limits *l)
+{
+	l->max_members = NPZ_DEF_MAX_MEMBERS;
+	l->max_tensor_bytes = NPZ_DEF_MAX_TENSOR;
+	l->max_total_bytes = NPZ_DEF_MAX_TOTAL;
+	l->max_ratio = NPZ_DEF_MAX_RATIO;
+}
+
+/* ---- opening ----------------------------------------------------------- */
+
+/*
+ * libarchive converts UTF-8 member names to the calling thread's locale,
+ * which fails for any non-ASCII key in the C locale that daemons and
+ * scripts run in.  We switch only this thread, only around header reads,
+ * to a UTF-8 LC_CTYPE; the process locale is never touched.  The locale
+ * object is made once and never changes.
+ */
+static pthread_once_t	 npz_loc_once = PTHREAD_ONCE_INIT;
+static locale_t		 npz_loc;
+
+static void
+npz_loc_init(void)
+{
+	npz_loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	if (npz_loc == (locale_t)0)
+		npz_loc = newlocale(LC_CTYPE_MASK, "en_US.UTF-8", (locale_t)0);
+}
+
+static int
+npz_next_header(struct archive *a, struct archive_entry **ae)
+{
+	locale_t old = (locale_t)0;
+	int r;
+
+	pthread_once(&npz_loc_once, npz_loc_init);
+	if (npz_loc != (locale_t)0)
+		old = uselocale(npz_loc);
+	r = archive_read_next_header(a, ae);
+	if (npz_loc != (locale_t)0)
+		uselocale(old);
+	return r;
+}
+
+static int
+npz_open_fd(const char *path, int *fdp, struct stat *st, struct wb_err *err)
+{
+	int fd;
+
+	*fdp = -1;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return wb_err_set(err, WB_E_NOTFOUND,
+			    "'%s': no such file", path);
+		return wb_err_set(err, WB_E_IO, "'%s': %s", path,
+		    strerror(errno));
+	}
+	if (fstat(fd, st) == -1) {
+		wb_err_set(err, WB_E_IO, "'%s': %s", path, strerror(errno));
+		close(fd);
+		return WB_E_IO;
+	}
+	if (S_ISDIR(st->st_mode)) {
+		close(fd);
+		return wb_err_set(err, WB_E_ARCHIVE,
+		    "'%s' is a directory, not an .npz archive", path);
+	}
+	if (S_ISREG(st->st_mode) && st->st_size == 0) {
+		close(fd);
+		return wb_err_set(err, WB_E_ARCHIVE,
+		    "'%s' is empty: not a zip archive (an .npz is a zip of "
+		    ".npy files)", path);
+	}
+	*fdp = fd;
+	return 0;
+}
+
+static int
+npz_archive_open(int fd, int seekable, struct archive **out,
+    struct wb_err *err)
+{
+	struct archive *a;
+	int r;
+
+	*out = NULL;
+	if ((a = archive_read_new()) == NULL)
+		return wb_err_set(err, WB_E_NOMEM, "archive_read_new failed");
+	if (seekable)
+		r = archive_read_support_format_zip_seekable(a);
+	else
+		r = archive_read_support_format_zip_streamable(a);
+	if (r != ARCHIVE_OK) {
+		wb_err_set(err, WB_E_INTERNAL, "libarchive: %s",
+		    archive_error_string(a));
+		archive_read_free(a);
+		return WB_E_INTERNAL;
+	}
+	if (archive_read_open_fd(a, fd, NPZ_BLOCK) != ARCHIVE_OK) {
+		wb_err_set(err, WB_E_ARCHIVE,
+		    "not a zip archive (an .npz is a zip of .npy files): %s",
+		    archive_error_string(a));
+		archive_read_free(a);
+		return WB_E_ARCHIVE;
+	}
+	*out = a;
+	return 0;
+}
+
+/* ---- the central directory --------------------------------------------- */
+
+static uint16_t
+npz_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t
+npz_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+static uint64_t
+npz_le64(const uint8_t *p)
+{
+	return (uint64_t)npz_le32(p) | (uint64_t)npz_le32(p + 4) << 32;
+}
+
+static int
+npz_pread(int fd, void *buf, size_t len, uint64_t off, struct wb_err *err)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = pread(fd, (uint8_t *)buf + got, len - got,
+		    (off_t)(off + got));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return wb_err_set(err, WB_E_IO, "read: %s",
+			    strerror(errno));
+		if (n == 0)
+			return wb_err_set(err, WB_E_ARCHIVE,
+			    "truncated zip archive: ends before byte %" PRIu64,
+			    off + len);
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Values the zip64 extra field replaces, in the order the format lists
+ * them; only those whose 32-bit field is 0xffffffff are present.
+ */
+static int
+npz_cd_zip64(struct npz_cd *c, const uint8_t *x, size_t xlen,
+    int need_size, int need_comp, int need_off)
+{
+	size_t i = 0, fl, p;
+
+	while (i + 4 <= xlen) {
+		fl = npz_le16(x + i + 2);
+		if (i + 4 + fl > xlen)
+			return -1;
+		if (npz_le16(x + i) == 0x0001) {
+			p = i + 4;
+			if (need_size) {
+				if (p + 8 > i + 4 + fl)
+					return -1;
+				c->size = npz_le64(x + p);
+				p += 8;
+			}
+			if (need_comp) {
+				if (p + 8 > i + 4 + fl)
+					return -1;
+				c->comp = npz_le64(x + p);
+				p += 8;
+			}
+			if (need_off) {
+				if (p + 8 > i + 4 + fl)
+					return -1;
+				c->offset = npz_le64(x + p);
+			}
+			return 0;
+		}
+		i += 4 + fl;
+	}
+	return need_size || need_comp || need_off ? -1 : 0;
+}
+
+static int
+npz_cd_cmp(const void *pa, const void *pb)
+{
+	const struct npz_cd *a = pa, *b = pb;
+
+	if (a->offset != b->offset)
+		return a->offset < b->offset ? -1 : 1;
+	return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/*
+ * Find the end-of-central-directory record (and its zip64 twin), read
+ * the whole directory into *bufp and parse it into *cdp, sorted by local
+ * header offset.  The member count is capped before anything is
+ * allocated for it.
+ */
+static int
+npz_cd_read(int fd, uint64_t fsize, const char *path,
+    const struct npz_limits *lim, uint8_t **bufp, struct npz_cd **cdp,
+    size_t *np, struct wb_err *err)
+{
+	uint8_t head[4], loc[NPZ_LOC64_LEN], e64[NPZ_EOCD64_LEN];
+	uint8_t *tail = NULL, *cdbuf = NULL, *p;
+	struct npz_cd *cd = NULL;
+	char d1[NPZ_DISP_MAX], d2[NPZ_DISP_MAX];
+	uint64_t eocd, end, cd_off, cd_size, count, loc_off, e64_off, lim_off;
+	size_t tlen, i, pos, nl, xl, cl;
+	int rc = 0, found = 0;
+
+	*bufp = NULL;
+	*cdp = NULL;
+	*np = 0;
+
+	if (fsize < 4 || (rc = npz_pread(fd, head, 4, 0, err)) != 0 ||
+	    (memcmp(head, "PK\3\4", 4) != 0 && memcmp(head, "PK\5\6", 4) != 0)) {
+		rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': not a zip archive "
+		    "(an .npz is a zip of .npy files)", path);
+		goto out;
+	}
+	tlen = fsize < NPZ_EOCD_SCAN ? (size_t)fsize : NPZ_EOCD_SCAN;
+	if ((tail = malloc(tlen)) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = npz_pread(fd, tail, tlen, fsize - tlen, err)) != 0)
+		goto out;
+	/* The last signature whose comment fits in the file. */
+	for (i = tlen >= NPZ_EOCD_LEN ? tlen - NPZ_EOCD_LEN + 1 : 0; i-- > 0;) {
+		if (memcmp(tail + i, "PK\5\6", 4) == 0 &&
+		    i + NPZ_EOCD_LEN + npz_le16(tail + i + 20) <= tlen) {
+			found = 1;
+			break;
+		}
+	}
+	if (!found) {
+		rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': truncated or damaged "
+		    "zip archive: no end-of-central-directory record (was the "
+		    "file cut short?)", path);
+		goto out;
+	}
+	eocd = fsize - tlen + i;
+	p = tail + i;
+	if (npz_le16(p + 4) != 0 || npz_le16(p + 6) != 0) {
+		rc = wb_err_set(err, WB_E_ARCHIVE,
+		    "'%s': multi-part zip archives are not supported", path);
+		goto out;
+	}
+	count = npz_le16(p + 10);
+	cd_size = npz_le32(p + 12);
+	cd_off = npz_le32(p + 16);
+	end = eocd;
+	if (count == 0xffff || cd_size == 0xffffffff || cd_off == 0xffffffff) {
+		if (eocd < NPZ_LOC64_LEN + NPZ_EOCD64_LEN ||
+		    (rc = npz_pread(fd, loc, sizeof(loc), eocd - NPZ_LOC64_LEN,
+		    err)) != 0 || memcmp(loc, "PK\6\7", 4) != 0) {
+			rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip64 "
+			    "archive: no zip64 end-of-central-directory "
+			    "locator", path);
+			goto out;
+		}
+		loc_off = eocd - NPZ_LOC64_LEN;
+		e64_off = npz_le64(loc + 8);
+		if (e64_off > loc_off || loc_off - e64_off < NPZ_EOCD64_LEN ||
+		    (rc = npz_pread(fd, e64, sizeof(e64), e64_off, err)) != 0 ||
+		    memcmp(e64, "PK\6\6", 4) != 0) {
+			rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip64 "
+			    "archive: bad zip64 end-of-central-directory "
+			    "record", path);
+			goto out;
+		}
+		count = npz_le64(e64 + 32);
+		cd_size = npz_le64(e64 + 40);
+		cd_off = npz_le64(e64 + 48);
+		end = e64_off;
+	}
+	if (count > lim->max_members) {
+		rc = wb_err_set(err, WB_E_LIMIT, "'%s': archive has %" PRIu64
+		    " members, more than the %" PRIu64 " allowed", path, count,
+		    lim->max_members);
+		goto out;
+	}
+	if (cd_off > end || cd_size > end - cd_off ||
+	    cd_size < count * NPZ_CDH_LEN) {
+		rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip archive: "
+		    "central directory (%" PRIu64 " bytes at %" PRIu64 ") does "
+		    "not fit the file", path, cd_size, cd_off);
+		goto out;
+	}
+	if (cd_size > count * (NPZ_CDH_LEN + NPZ_NAME_MAX + NPZ_CD_EXTRA_MAX)) {
+		rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': central directory is "
+		    "%" PRIu64 " bytes, too large for %" PRIu64 " members",
+		    path, cd_size, count);
+		goto out;
+	}
+	if ((cdbuf = malloc(cd_size > 0 ? (size_t)cd_size : 1)) == NULL ||
+	    (cd = calloc(count > 0 ? (size_t)count : 1, sizeof(*cd))) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = npz_pread(fd, cdbuf, (size_t)cd_size, cd_off, err)) != 0)
+		goto out;
+
+	for (i = 0, pos = 0; i < count; i++) {
+		struct npz_cd *c = &cd[i];
+
+		if (cd_size - pos < NPZ_CDH_LEN ||
+		    memcmp(cdbuf + pos, "PK\1\2", 4) != 0)
+			goto damaged;
+		p = cdbuf + pos;
+		nl = npz_le16(p + 28);
+		xl = npz_le16(p + 30);
+		cl = npz_le16(p + 32);
+		if (cd_size - pos - NPZ_CDH_LEN < nl + xl + cl)
+			goto damaged;
+		c->name = (const char *)p + NPZ_CDH_LEN;
+		c->namelen = nl;
+		c->flags = npz_le16(p + 8);
+		c->method = npz_le16(p + 10);
+		c->comp = npz_le32(p + 20);
+		c->size = npz_le32(p + 24);
+		c->offset = npz_le32(p + 42);
+		c->order = i;
+		if (npz_cd_zip64(c, p + NPZ_CDH_LEN + nl, xl,
+		    c->size == 0xffffffff, c->comp == 0xffffffff,
+		    c->offset == 0xffffffff) != 0)
+			goto damaged;
+		pos += NPZ_CDH_LEN + nl + xl + cl;
+	}
+
+	/*
+	 * In offset order, each member's local header, name and compressed
+	 * data must end before the next member starts, and the last one
+	 * before the central directory.
+	 */
+	qsort(cd, (size_t)count, sizeof(*cd), npz_cd_cmp);
+	for (i = 0; i < count; i++) {
+		lim_off = i + 1 < count ? cd[i + 1].offset : cd_off;
+		if (cd[i].offset > lim_off ||
+		    lim_off - cd[i].offset < NPZ_LFH_LEN + cd[i].namelen ||
+		    lim_off - cd[i].offset - NPZ_LFH_LEN - cd[i].namelen <
+		    cd[i].comp) {
+			rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': member '%s' "
+			    "overlaps %s%s%s (overlapping members are a zip "
+			    "bomb technique)", path,
+			    npz_disp(cd[i].name, cd[i].namelen, d1, sizeof(d1)),
+			    i + 1 < count ? "member '" : "the central directory",
+			    i + 1 < count ? npz_disp(cd[i + 1].name,
+			    cd[i + 1].namelen, d2, sizeof(d2)) : "",
+			    i + 1 < count ? "'" : "");
+			goto out;
+		}
+	}
+	*bufp = cdbuf;
+	*cdp = cd;
+	*np = (size_t)count;
+	cdbuf = NULL;
+	cd = NULL;
+	goto out;
+damaged:
+	rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip archive: bad "
+	    "central directory entry %zu", path, i);
+out:
+	free(tail);
+	free(cdbuf);
+	free(cd);
+	return rc;
+}
+
+/* ---- member checks ----------------------------------------------------- */
+
+/*
+ * Everything we can refuse from a member's name and zip fields alone,
+ * before any of its data is read.
+ */
+static int
+npz_check_member(const struct npz_meta *m, const struct npz_limits *lim,
+    struct wb_err *err)
+{
+	char d[NPZ_DISP_MAX];
+	const char *dn = npz_disp(m->name, m->namelen, d, sizeof(d));
+	uint64_t cap;
+
+	if (m->namelen > NPZ_NAME_MAX)
+		return wb_err_set(err, WB_E_ARCHIVE, "member '%s': name is %zu "
+		    "bytes, more than the %d allowed", dn, m->namelen,
+		    NPZ_NAME_MAX);
+	if (memchr(m->name, '\0', m->namelen) != NULL)
+		return wb_err_set(err, WB_E_ARCHIVE,
+		    "member '%s': name contains a NUL byte", dn);
+	if (!npz_utf8_ok((const unsigned char *)m->name, m->namelen))
+		return wb_err_set(err, WB_E_ARCHIVE,
+		    "member '%s': name is not valid UTF-8", dn);
+	if (m->namelen > 0 && m->name[0] == '/')
+		return wb_err_set(err, WB_E_ARCHIVE,
+		    "member '%s': absolute path refused", dn);
+	if (memmem(m->name, m->namelen, "..", 2) != NULL)
+		return wb_err_set(err, WB_E_ARCHIVE,
+		    "member '%s': name contains '..'", dn);
+	if (m->namelen <= 4 ||
+	    memcmp(m->name + m->namelen - 4, ".npy", 4) != 0)
+		return wb_err_set(err, WB_E_ARCHIVE, "member '%s' is not a "
+		    ".npy file (an .npz holds only <key>.npy members)", dn);
+	if (m->encrypted)
+		return wb_err_set(err, WB_E_ARCHIVE, "member '%s' is encrypted;"
+		    " encrypted archives are not supported", dn);
+	if (m->method != NPZ_STORED && m->method != NPZ_DEFLATED)
+		return wb_err_set(err, WB_E_ARCHIVE, "member '%s' uses "
+		    "compression method %s; only stored and deflate are "
+		    "supported", dn, m->method_name);
+	cap = lim->max_tensor_bytes + NPY_PREAMBLE_MAX + NPY_HEADER_MAX;
+	if (cap < lim->max_tensor_bytes)
+		cap = UINT64_MAX;
+	if (m->size_known && m->size > cap)
+		return wb_err_set(err, WB_E_LIMIT, "member '%s' is %" PRIu64
+		    " bytes, more than the tensor cap of %" PRIu64 " bytes",
+		    dn, m->size, lim->max_tensor_bytes);
+	if (m->size_known && m->comp_known && m->size > NPZ_RATIO_MIN_SIZE &&
+	    (m->comp == 0 || m->size / m->comp > lim->max_ratio))
+		return wb_err_set(err, WB_E_LIMIT, "member '%s' expands from %"
+		    PRIu64 " to %" PRIu64 " bytes, more than %" PRIu64 " times "
+		    "(a zip bomb?)", dn, m->comp, m->size, lim->max_ratio);
+	return 0;
+}
+
+/* The method, as far as the streaming reader lets us know it. */
+static void
+npz_meta_from_archive(struct archive *a, struct archive_entry *ae,
+    struct npz_meta *m)
+{
+	const char *fmt = archive_format_name(a);
+	const char *pn = archive_entry_pathname(ae);
+
+	memset(m, 0, sizeof(*m));
+	m->name = pn != NULL ? pn : "";
+	m->namelen = strlen(m->name);
+	/* libarchive reports the method only in the per-entry format name,
+	 * "ZIP 2.0 (deflation)"; anything else is refused. */
+	if (fmt != NULL && strstr(fmt, "(uncompressed)") != NULL)
+		m->method = NPZ_STORED;
+	else if (fmt != NULL && strstr(fmt, "(deflation)") != NULL)
+		m->method = NPZ_DEFLATED;
+	else
+		m->method = -1;
+	m->method_name = fmt != NULL ? fmt : "unknown";
+	m->encrypted = archive_entry_is_encrypted(ae) != 0;
+	m->size_known = archive_entry_size_is_set(ae) != 0;
+	m->size = m->size_known ? (uint64_t)archive_entry_size(ae) : 0;
+}
+
+/* Read up to len bytes of the current member; *got < len means its end. */
+static int
+npz_read_full(struct archive *a, void *buf, size_t len, size_t *got,
+    const char *key, struct wb_err *err)
+{
+	la_ssize_t n;
+	size_t chunk;
+
+	*got = 0;
+	while (*got < len) {
+		chunk = len - *got < (1U << 30) ? len - *got : (1U << 30);
+		n = archive_read_data(a, (uint8_t *)buf + *got, chunk);
+		if (n < 0)
+			return wb_err_set(err, WB_E_ARCHIVE, "tensor '%s': "
+			    "reading the member failed: %s", key,
+			    archive_error_string(a));
+		if (n == 0)
+			break;
+		*got += (size_t)n;
+	}
+	return 0;
+}
+
+/* ---- the index --------------------------------------------------------- */
+
+static int
+npz_entry_add(struct npz_index_priv *p, const struct npz_meta *m,
+    const struct npz_limits *lim, struct wb_err *err)
+{
+	struct npz_entry *e, *ne;
+	size_t ncap;
+
+	if (p->pub.n >= lim->max_members)
+		return wb_err_set(err, WB_E_LIMIT, "archive has more than %"
+		    PRIu64 " members", lim->max_members);
+	if (p->pub.n == p->cap) {
+		ncap = p->cap ? p->cap * 2 : 16;
+		if (ncap > SIZE_MAX / sizeof(*ne) ||
+		    (ne = realloc(p->pub.e, ncap * sizeof(*ne))) == NULL)
+			return wb_err_set(err, WB_E_NOMEM, "out of memory");
+		p->pub.e = ne;
+		p->cap = ncap;
+	}
+	e = &p->pub.e[p->pub.n];
+	memset(e, 0, sizeof(*e));
+	if ((e->name = strndup(m->name, m->namelen)) == NULL ||
+	    (e->key = strndup(m->name, m->namelen - 4)) == NULL) {
+		free(e->name);
+		return wb_err_set(err, WB_E_NOMEM, "out of memory");
+	}
+	e->method = m->method == NPZ_DEFLATED ? NPZ_DEFLATED : NPZ_STORED;
+	e->comp_size = m->comp_known ? m->comp : 0;
+	e->size = m->size_known ? m->size : 0;
+	e->hdr.ndim = -1;
+	p->pub.n++;
+	return 0;
+}
+
+static int
+npz_key_cmp(const void *a, const void *b)
+{
+	const struct npz_entry *const *x = a, *const *y = b;
+
+	return strcmp((*x)->key, (*y)->key);
+}
+
+/*
+ * Sort the entries by key, through pointers so that qsort needs no
+ * context, for npz_index_find(); equal neighbours are duplicate members.
+ */
+static int
+npz_keys_sort(struct npz_index_priv *p, struct wb_err *err)
+{
+	char d[NPZ_DISP_MAX];
+	size_t i, n = p->pub.n;
+
+	if ((p->by_key = malloc((n > 0 ? n : 1) * sizeof(*p->by_key))) ==
+	    NULL)
+		return wb_err_set(err, WB_E_NOMEM, "out of memory");
+	for (i = 0; i < n; i++)
+		p->by_key[i] = &p->pub.e[i];
+	qsort(p->by_key, n, sizeof(*p->by_key), npz_key_cmp);
+	for (i = 1; i < n; i++)
+		if (strcmp(p->by_key[i - 1]->key, p->by_key[i]->key) == 0)
+			return wb_err_set(err, WB_E_ARCHIVE, "duplicate member "
+			    "'%s'", npz_disp(p->by_key[i]->name,
+			    strlen(p->by_key[i]->name), d, sizeof(d)));
+	return 0;
+}
+
+/*
+ * Read and parse the .npy header of the current member into e->hdr, then
+ * hold its sizes against the zip's and against the caps.  Only the first
+ * few kilobytes of the member are read (inflated), however large it is.
+ */
+static int
+npz_member_header(struct archive *a, struct npz_entry *e, int size_known,
+    uint8_t **bufp, size_t *capp, const struct npz_limits *lim,
+    uint64_t *total, struct wb_err *err)
+{
+	size_t have = 0, want, got, need, ncap;
+	uint64_t mlen, holds;
+	uint8_t *nb;
+	int rc, eof = 0;
+
+	want = NPZ_FIRST_READ;
+	if (size_known && e->size < want)
+		want = (size_t)e->size;
+	for (;;) {
+		if (want > *capp) {
+			ncap = want < NPZ_FIRST_READ ? NPZ_FIRST_READ : want;
+			if ((nb = realloc(*bufp, ncap)) == NULL)
+				return wb_err_set(err, WB_E_NOMEM,
+				    "out of memory");
+			*bufp = nb;
+			*capp = ncap;
+		}
+		if ((rc = npz_read_full(a, *bufp + have, want - have, &got,
+		    e->key, err)) != 0)
+			return rc;
+		have += got;
+		if (have < want)
+			eof = 1;
+		mlen = eof ? have : UINT64_MAX;
+		if ((rc = npy_parse(*bufp, have, mlen, e->key, &e->hdr, &need,
+		    err)) != 0)
+			return rc;
+		if (e->hdr.ndim >= 0)
+			break;
+		if (eof || need <= have ||
+		    need > NPY_PREAMBLE_MAX + NPY_HEADER_MAX)
+			return wb_err_set(err, WB_E_INTERNAL, "tensor '%s': "
+			    "npy_parse asked for %zu bytes with %zu at hand",
+			    e->key, need, have);
+		want = need;
+	}
+	if (e->hdr.nbytes > lim->max_tensor_bytes)
+		return wb_err_set(err, WB_E_LIMIT, "tensor '%s': %" PRIu64
+		    " bytes of data, more than the %" PRIu64 "-byte tensor cap",
+		    e->key, e->hdr.nbytes, lim->max_tensor_bytes);
+	if (size_known && e->size != e->hdr.data_offset + e->hdr.nbytes) {
+		holds = e->size > e->hdr.data_offset ?
+		    e->size - e->hdr.data_offset : 0;
+		return wb_err_set(err, WB_E_NPY, "tensor '%s': header says %"
+		    PRIu64 " bytes of data, member holds %" PRIu64, e->key,
+		    e->hdr.nbytes, holds);
+	}
+	if (e->hdr.nbytes > lim->max_total_bytes ||
+	    *total > lim->max_total_bytes - e->hdr.nbytes)
+		return wb_err_set(err, WB_E_LIMIT, "tensor '%s': the archive "
+		    "holds more than the %" PRIu64 "-byte cap on tensor data",
+		    e->key, lim->max_total_bytes);
+	*total += e->hdr.nbytes;
+	return 0;
+}
+
+int
+npz_index_read(const char *path, const struct npz_limits *lim,
+    struct npz_index **out, struct wb_err *err)
+{
+	struct npz_index_priv *p = NULL;
+	struct npz_limits dl;
+	struct archive *a = NULL;
+	struct archive_entry *ae;
+	struct npz_cd *cd = NULL;
+	struct npz_meta m;
+	struct npz_entry *e;
+	struct stat st;
+	char d1[NPZ_DISP_MAX], d2[NPZ_DISP_MAX];
+	uint8_t *cdbuf = NULL, *hbuf = NULL;
+	size_t ncd = 0, hcap = 0, k;
+	const char *pn;
+	int fd = -1, seekable, r, rc;
+
+	*out = NULL;
+	if (lim == NULL) {
+		npz_limits_default(&dl);
+		lim = &dl;
+	}
+	if ((rc = npz_open_fd(path, &fd, &st, err)) != 0)
+		goto out;
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
+		goto out;
+	}
+	seekable = S_ISREG(st.st_mode);
+	p->pub.file_size = seekable ? (uint64_t)st.st_size : 0;
+
+	/* Vet every member from the central directory before reading data. */
+	if (seekable) {
+		if ((rc = npz_cd_read(fd, (uint64_t)st.st_size, path, lim,
+		    &cdbuf, &cd, &ncd, err)) != 0)
+			goto out;
+		for (k = 0; k < ncd; k++) {
+			memset(&m, 0, sizeof(m));
+			m.name = cd[k].name;
+			m.namelen = cd[k].namelen;
+			m.method = cd[k].method;
+			m.method_name = npz_method_name(cd[k].method);
+			m.encrypted = (cd[k].flags & (NPZ_FLAG_ENCRYPTED |
+			    NPZ_FLAG_STRONG)) != 0 || cd[k].method == 99;
+			m.comp_known = m.size_known = 1;
+			m.comp = cd[k].comp;
+			m.size = cd[k].size;
+			if ((rc = npz_check_member(&m, lim, err)) != 0 ||
+			    (rc = npz_entry_add(p, &m, lim, err)) != 0)
+				goto out;
+		}
+		if ((rc = npz_keys_sort(p, err)) != 0)
+			goto out;
+	}
+
+	if ((rc = npz_archive_open(fd, seekable, &a, err)) != 0)
+		goto out;
+	for (k = 0;; k++) {
+		r = npz_next_header(a, &ae);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r != ARCHIVE_OK) {
+			rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip "
+			    "archive at member %zu: %s", path, k,
+			    archive_error_string(a));
+			goto out;
+		}
+		pn = archive_entry_pathname(ae);
+		if (seekable) {
+			if (k >= p->pub.n || pn == NULL ||
+			    strcmp(pn, p->pub.e[k].name) != 0) {
+				rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': "
+				    "damaged zip archive: member %zu is '%s' "
+				    "in its local header but '%s' in the "
+				    "central directory", path, k,
+				    pn ? npz_disp(pn, strlen(pn), d1,
+				    sizeof(d1)) : "",
+				    k < p->pub.n ? npz_disp(p->pub.e[k].name,
+				    strlen(p->pub.e[k].name), d2,
+				    sizeof(d2)) : "(none)");
+				goto out;
+			}
+			e = &p->pub.e[k];
+			m.size_known = 1;
+		} else {
+			npz_meta_from_archive(a, ae, &m);
+			if ((rc = npz_check_member(&m, lim, err)) != 0 ||
+			    (rc = npz_entry_add(p, &m, lim, err)) != 0)
+				goto out;
+			e = &p->pub.e[p->pub.n - 1];
+		}
+		if ((rc = npz_member_header(a, e, m.size_known, &hbuf, &hcap,
+		    lim, &p->pub.total_bytes, err)) != 0)
+			goto out;
+	}
+	if (seekable && k != p->pub.n) {
+		rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip archive: "
+		    "the central directory lists %zu members, the archive "
+		    "holds %zu", path, p->pub.n, k);
+		goto out;
+	}
+	if (!seekable && (rc = npz_keys_sort(p, err)) != 0)
+		goto out;
+	*out = &p->pub;
+	p = NULL;
+out:
+	if (a != NULL)
+		archive_read_free(a);
+	if (fd != -1)
+		close(fd);
+	free(hbuf);
+	free(cd);
+	free(cdbuf);
+	npz_index_free(p ? &p->pub : NULL);
+	return rc;
+}
+
+void
+npz_index_free(struct npz_index *ix)
+{
+	struct npz_index_priv *p = (struct npz_index_priv *)ix;
+	size_t i;
+
+	if (ix == NULL)
+		return;
+	for (i = 0; i < ix->n; i++) {
+		free(ix->e[i].name);
+		free(ix->e[i].key);
+	}
+	free(ix->e);
+	free(p->by_key);
+	free(p);
+}
+
+static int
+npz_find_cmp(const void *key, const void *elt)
+{
+	const struct npz_entry *const *e = elt;
+
+	return strcmp(key, (*e)->key);
+}
+
+long
+npz_index_find(const struct npz_index *ix, const char *key)
+{
+	const struct npz_index_priv *p = (const struct npz_index_priv *)ix;
+	struct npz_entry **hit;
+
+	if (ix == NULL || key == NULL || p->by_key == NULL)
+		return -1;
+	hit = bsearch(key, p->by_key, ix->n, sizeof(*p->by_key),
+	    npz_find_cmp);
+	return hit != NULL ? (long)(*hit - ix->e) : -1;
+}
+
+json_t *
+npz_index_json(const struct npz_index *ix)
+{
+	json_t *root = NULL, *list, *shape, *t;
+	const struct npz_entry *e;
+	size_t i;
+	int k;
+
+	if ((root = json_object()) == NULL || (list = json_array()) == NULL ||
+	    json_object_set_new(root, "tensors", list) != 0)
+		goto fail;
+	for (i = 0; i < ix->n; i++) {
+		e = &ix->e[i];
+		if (e->hdr.nbytes > INT64_MAX || (shape = json_array()) == NULL)
+			goto fail;
+		for (k = 0; k < e->hdr.ndim; k++)
+			if (json_array_append_new(shape,
+			    json_integer((json_int_t)e->hdr.shape[k])) != 0) {
+				json_decref(shape);
+				goto fail;
+			}
+		/* "o" hands shape to the new object, or frees it on error. */
+		t = json_pack("{s:s, s:s, s:s, s:o, s:I, s:s}",
+		    "key", e->key, "dtype", npy_dtype_name(&e->hdr),
+		    "descr", e->hdr.descr, "shape", shape,
+		    "bytes", (json_int_t)e->hdr.nbytes,
+		    "method", e->method == NPZ_DEFLATED ? "deflated" : "stored");
+		if (t == NULL || json_array_append_new(list, t) != 0)
+			goto fail;
+	}
+	if (ix->total_bytes > INT64_MAX ||
+	    json_object_set_new(root, "count",
+	    json_integer((json_int_t)ix->n)) != 0 ||
+	    json_object_set_new(root, "total_bytes",
+	    json_integer((json_int_t)ix->total_bytes)) != 0)
+		goto fail;
+	return root;
+fail:
+	json_decref(root);
+	return NULL;
+}
+
+/* ---- the second pass --------------------------------------------------- */
+
+int
+npz_reader_open(const char *path, const struct npz_index *ix,
+    const struct npz_limits *lim, struct npz_reader **out,
+    struct wb_err *err)
+{
+	struct npz_reader *r = NULL;
+	struct stat st;
+	int rc;
+
+	*out = NULL;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return wb_err_set(err, WB_E_NOMEM, "out of memory");
+	r->fd = -1;
+	r->cur = -1;
+	r->ix = ix;
+	if (lim != NULL)
+		r->lim = *lim;
+	else
+		npz_limits_default(&r->lim);
+	if ((r->hbuf = malloc(NPY_PREAMBLE_MAX + NPY_HEADER_MAX)) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = npz_open_fd(path, &r->fd, &st, err)) != 0 ||
+	    (rc = npz_archive_open(r->fd, S_ISREG(st.st_mode), &r->a,
+	    err)) != 0)
+		goto out;
+	*out = r;
+	r = NULL;
+out:
+	npz_reader_close(r);
+	return rc;
+}
+
+int
+npz_reader_next(struct npz_reader *r, size_t *idx, struct wb_err *err)
+{
+	const struct npz_entry *e;
+	struct archive_entry *ae;
+	struct npz_meta m;
+	char d[NPZ_DISP_MAX];
+	int ar;
+
+	r->cur = -1;
+	if (r->at_end)
+		return 0;
+	ar = npz_next_header(r->a, &ae);
+	if (ar == ARCHIVE_EOF) {
+		r->at_end = 1;
+		if (r->pos == r->ix->n)
+			return 0;
+		wb_err_set(err, WB_E_ARCHIVE, "archive ended after %zu of its "
+		    "%zu members (did the file change?)", r->pos, r->ix->n);
+		return -1;
+	}
+	if (ar != ARCHIVE_OK) {
+		wb_err_set(err, WB_E_ARCHIVE, "damaged zip archive at member "
+		    "%zu: %s", r->pos, archive_error_string(r->a));
+		return -1;
+	}
+	npz_meta_from_archive(r->a, ae, &m);
+	if (r->pos >= r->ix->n) {
+		wb_err_set(err, WB_E_ARCHIVE, "member '%s' was not in the "
+		    "archive when it was indexed (did the file change?)",
+		    npz_disp(m.name, m.namelen, d, sizeof(d)));
+		return -1;
+	}
+	e = &r->ix->e[r->pos];
+	if (strcmp(m.name, e->name) != 0) {
+		wb_err_set(err, WB_E_ARCHIVE, "member %zu is '%s', the index "
+		    "expected '%s' (did the file change?)", r->pos,
+		    npz_disp(m.name, m.namelen, d, sizeof(d)), e->key);
+		return -1;
+	}
+	m.comp_known = 0;	/* the ratio was vetted in the first pass */
+	if (npz_check_member(&m, &r->lim, err) != 0)
+		return -1;
+	if (e->hdr.ndim < 0 || (m.size_known && e->size != 0 &&
+	    m.size != e->size)) {
+		wb_err_set(err, WB_E_ARCHIVE, "tensor '%s': member changed "
+		    "since the archive was indexed", e->key);
+		return -1;
+	}
+	if (e->hdr.nbytes > r->lim.max_tensor_bytes) {
+		wb_err_set(err, WB_E_LIMIT, "tensor '%s': %" PRIu64 " bytes "
+		    "of data, more than the %" PRIu64 "-byte tensor cap",
+		    e->key, e->hdr.nbytes, r->lim.max_tensor_bytes);
+		return -1;
+	}
+	if (e->hdr.nbytes > r->lim.max_total_bytes ||
+	    r->total > r->lim.max_total_bytes - e->hdr.nbytes) {
+		wb_err_set(err, WB_E_LIMIT, "tensor '%s': the archive holds "
+		    "more than the %" PRIu64 "-byte cap on tensor data",
+		    e->key, r->lim.max_total_bytes);
+		return -1;
+	}
+	r->total += e->hdr.nbytes;
+	r->cur = (long)r->pos;
+	r->cur_read = 0;
+	*idx = r->pos++;
+	return 1;
+}
+
+int
+npz_reader_read(struct npz_reader *r, void *buf, size_t len,
+    struct wb_err *err)
+{
+	const struct npz_entry *e;
+	struct npy_header h;
+	size_t got, need;
+	uint8_t probe[1];
+	int rc;
+
+	if (r->cur < 0 || r->cur_read)
+		return wb_err_set(err, WB_E_USAGE,
+		    "npz_reader_read: no member to read");
+	e = &r->ix->e[r->cur];
+	r->cur_read = 1;
+	if (len != e->hdr.nbytes)
+		return wb_err_set(err, WB_E_USAGE, "tensor '%s': asked for %zu "
+		    "bytes, the tensor has %" PRIu64, e->key, len,
+		    e->hdr.nbytes);
+
+	/* The header again: it must still be the one we planned with. */
+	if ((rc = npz_read_full(r->a, r->hbuf, (size_t)e->hdr.data_offset,
+	    &got, e->key, err)) != 0)
+		return rc;
+	if ((rc = npy_parse(r->hbuf, got, got, e->key, &h, &need, err)) != 0)
+		return rc;
+	if (h.data_offset != e->hdr.data_offset || h.ndim != e->hdr.ndim ||
+	    h.fortran_order != e->hdr.fortran_order ||
+	    strcmp(h.descr, e->hdr.descr) != 0 ||
+	    memcmp(h.shape, e->hdr.shape, sizeof(h.shape)) != 0)
+		return wb_err_set(err, WB_E_ARCHIVE, "tensor '%s': header "
+		    "changed since the archive was indexed", e->key);
+
+	/* Exactly nbytes, straight into the caller's buffer. */
+	if ((rc = npz_read_full(r->a, buf, len, &got, e->key, err)) != 0)
+		return rc;
+	if (got < len)
+		return wb_err_set(err, WB_E_NPY, "tensor '%s': member ends "
+		    "after %zu of the %zu data bytes its header declares",
+		    e->key, got, len);
+	/*
+	 * One more byte proves the member is not longer than it said.  A
+	 * deflate member with lying size fields stops here, after at most
+	 * one more libarchive block, never expanding to its real size.
+	 */
+	if ((rc = npz_read_full(r->a, probe, sizeof(probe), &got, e->key,
+	    err)) != 0)
+		return rc;
+	if (got != 0)
+		return wb_err_set(err, WB_E_NPY, "tensor '%s': member holds "
+		    "more than the %zu data bytes its header declares",
+		    e->key, len);
+	return 0;
+}
+
+void
+npz_reader_close(struct npz_reader *r)
+{
+	if (r == NULL)
+		return;
+	if (r->a != NULL)
+		archive_read_free(r->a);
+	if (r->fd != -1)
+		close(r->fd);
+	free(r->hbuf);
+	free(r);
+}
