@@ -1,0 +1,111 @@
+/*
+ * The spool: atomic writes leave no temporaries, ids are unique hex,
+ * recovery keeps jobs with a state, drops those without one, and cleans
+ * unknown files (a crash's temporaries) out of job directories.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool.h"
+#include "t.h"
+
+struct seen {
+	int	 n;
+	char	 id[SPOOL_ID_LEN + 1];
+};
+
+static int
+on_job(void *arg, const char *id, json_t *state)
+{
+	struct seen *s = arg;
+
+	s->n++;
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	return json_object_get(state, "drop") != NULL;
+}
+
+static int
+exists(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0;
+}
+
+int
+main(void)
+{
+	char root[] = "/tmp/wbspoolXXXXXX", up[SPOOL_PATH_MAX];
+	char a[SPOOL_ID_LEN + 1], b[SPOOL_ID_LEN + 1], c[SPOOL_ID_LEN + 1];
+	char p[SPOOL_PATH_MAX], q[SPOOL_PATH_MAX + 32];
+	struct spool *sp = NULL;
+	struct wb_err err;
+	struct seen seen;
+	struct stat st;
+	int fd;
+
+	wb_err_clear(&err);
+	umask(077);
+	CHECK(mkdtemp(root) != NULL);
+	CHECK(spool_open(root, &sp, &err) == 0);
+	CHECK(spool_new_id(a, &err) == 0 && spool_valid_id(a));
+	CHECK(spool_new_id(b, &err) == 0 && strcmp(a, b) != 0);
+	CHECK(spool_new_id(c, &err) == 0);
+	CHECK(!spool_valid_id("../etc"));
+	CHECK(!spool_valid_id("ABCDEF0123456789ABCDEF0123456789"));
+
+	/* Job a: a full job with a state; also a leftover temporary. */
+	CHECK(spool_upload_open(sp, up, &fd, &err) == 0);
+	CHECK(write(fd, "PK", 2) == 2);
+	close(fd);
+	CHECK(spool_job_create(sp, a, up, "{}", 2, &err) == 0);
+	CHECK(!exists(up));
+	CHECK(spool_job_write(sp, a, SPOOL_STATE, "{\"id\":1}", 8, &err) == 0);
+	spool_job_path(sp, a, SPOOL_STATE, p, sizeof(p));
+	CHECK(stat(p, &st) == 0 && (st.st_mode & 077) == 0);
+	spool_job_path(sp, a, ".result.h5.tmp123", q, sizeof(q));
+	fd = open(q, O_CREAT | O_WRONLY, 0600);
+	close(fd);
+	/* Job b: no state (crashed before acknowledging). */
+	CHECK(spool_upload_open(sp, up, &fd, &err) == 0);
+	close(fd);
+	CHECK(spool_job_create(sp, b, up, "{}", 2, &err) == 0);
+	/* Job c: its state asks the callback to drop it. */
+	CHECK(spool_upload_open(sp, up, &fd, &err) == 0);
+	close(fd);
+	CHECK(spool_job_create(sp, c, up, "{}", 2, &err) == 0);
+	CHECK(spool_job_write(sp, c, SPOOL_STATE, "{\"drop\":1}", 10,
+	    &err) == 0);
+	/* A leftover upload in tmp/. */
+	CHECK(spool_upload_open(sp, up, &fd, &err) == 0);
+	close(fd);
+	spool_close(sp);
+	sp = NULL;
+
+	CHECK(spool_open(root, &sp, &err) == 0);
+	CHECK(!exists(up));
+	memset(&seen, 0, sizeof(seen));
+	CHECK(spool_recover(sp, on_job, &seen, &err) == 0);
+	CHECK(seen.n == 2);
+	spool_job_path(sp, a, SPOOL_INPUT, p, sizeof(p));
+	CHECK(exists(p));
+	CHECK(!exists(q));
+	spool_job_path(sp, b, NULL, p, sizeof(p));
+	CHECK(!exists(p));
+	spool_job_path(sp, c, NULL, p, sizeof(p));
+	CHECK(!exists(p));
+
+	/* Rewriting is atomic: the old whole file or the new one. */
+	CHECK(spool_job_write(sp, a, SPOOL_STATE, "{\"id\":2}", 8, &err) == 0);
+	spool_job_path(sp, a, ".state.json.tmp", p, sizeof(p));
+	CHECK(!exists(p));
+	CHECK(spool_job_remove(sp, a) == 0);
+	spool_job_path(sp, a, NULL, p, sizeof(p));
+	CHECK(!exists(p));
+	spool_close(sp);
+	snprintf(p, sizeof(p), "rm -rf '%s'", root);
+	CHECK(system(p) == 0);
+	return t_done("test_server_spool");
+}
