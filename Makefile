@@ -147,6 +147,10 @@ run: deps
 	@mkdir -p var
 	./$(BUILD)/weightbridged --listen 127.0.0.1:8080 --spool ./var
 
+# CLI against the Python way, then the daemon; docs/performance.md.
+bench: all
+	@BENCH_BUILD=$(BUILD) bench/run.sh
+
 format:
 	clang-format -i $(LIB_SRC) $(CLI_SRC) $(SRV_SRC) $(UNIT_SRC) $(wildcard */*.h tests/unit/*.h)
 
