@@ -1048,9 +1048,7 @@ npz_reader_next(struct npz_reader *r, size_t *idx, struct wb_err *err)
 	int ar;
 
 	r->cur = -1;
-	if (r->at_end)
-		return 0;
-	ar = npz_next_header(r->a, &ae);
+	ar = r->at_end ? ARCHIVE_EOF : npz_next_header(r->a, &ae);
 	if (ar == ARCHIVE_EOF) {
 		r->at_end = 1;
 		if (r->pos == r->ix->n)
