@@ -114,6 +114,18 @@ class SimpleRNNs(nn.Module):
         return self.rnn_bi(self.rnn(x)[0])[0]
 
 
+class NoBiasRNNs(nn.Module):
+    """LSTM then GRU, both bias=False."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(5, 12, bias=False, batch_first=True)
+        self.gru = nn.GRU(12, 8, bias=False, batch_first=True)
+
+    def forward(self, x):
+        return self.gru(self.lstm(x)[0])[0]
+
+
 class Up(nn.Module):
     """conv 3x3, then one transposed conv."""
 
@@ -134,6 +146,17 @@ def convt_k4s2p1():
 def convt_k3s2p1op1():
     return Up(nn.ConvTranspose2d(6, 4, 3, stride=2, padding=1,
                                  output_padding=1), 6)
+
+
+class Up3d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, 3, padding=1)
+        self.up = nn.ConvTranspose3d(4, 3, 3, stride=2, padding=1,
+                                     output_padding=1)
+
+    def forward(self, x):
+        return self.up(torch.relu(self.conv(x)))
 
 
 def convt1d():
@@ -196,6 +219,16 @@ class Separable(nn.Module):
 
     def forward(self, x):
         return self.pw(self.dw(x))
+
+
+class SeparableWeightNorm(Separable):
+    """The same, both convs under parametrizations.weight_norm."""
+
+    def __init__(self):
+        super().__init__()
+        wn = nn.utils.parametrizations.weight_norm
+        self.dw = wn(nn.Conv2d(6, 12, 3, padding=1, groups=6))
+        self.pw = wn(nn.Conv2d(12, 5, 1))
 
 
 class Depthwise1d(nn.Module):
@@ -270,6 +303,15 @@ class CrossAttention(nn.Module):
         return self.attn(q, k, v, need_weights=False)[0]
 
 
+class SelfAttentionNoBias(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(16, 4, bias=False, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
 class WeightNormConv1d(nn.Module):
     """Old-style weight_norm (weight_g/weight_v), then the parametrization
     form (parametrizations.weight.original0/1)."""
@@ -284,6 +326,24 @@ class WeightNormConv1d(nn.Module):
 
     def forward(self, x):
         return self.conv2(torch.relu(self.conv1(x)))
+
+
+class WeightNormUpsampler(nn.Module):
+    """A vocoder-style stage: weight-norm Conv1d and ConvTranspose1d
+    (old style), then a Linear over channels (parametrization style)."""
+
+    def __init__(self):
+        super().__init__()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            self.conv = nn.utils.weight_norm(nn.Conv1d(3, 6, 3, padding=1))
+            self.up = nn.utils.weight_norm(
+                nn.ConvTranspose1d(6, 4, 4, stride=2, padding=1))
+        self.fc = nn.utils.parametrizations.weight_norm(nn.Linear(4, 3))
+
+    def forward(self, x):
+        h = self.up(torch.relu(self.conv(x)))
+        return self.fc(h.transpose(1, 2)).transpose(1, 2)
 
 
 # -------------------------------------------------------------- Keras side
@@ -331,12 +391,21 @@ def k_simplernn(K):
                            activation="relu")(h))
 
 
+def k_rnn_nobias(K):
+    L = K.layers
+    x = K.Input((7, 5))
+    h = L.LSTM(12, use_bias=False, return_sequences=True, name="lstm")(x)
+    return K.Model(x, L.GRU(8, use_bias=False, reset_after=True,
+                            return_sequences=True, name="gru")(h))
+
+
 def _k_up(K, hw, cin, convt, crop, dims=2):
     L = K.layers
     x = K.Input(hw + (3,))
-    pad = L.ZeroPadding2D if dims == 2 else L.ZeroPadding1D
-    conv = L.Conv2D if dims == 2 else L.Conv1D
-    cropping = L.Cropping2D if dims == 2 else L.Cropping1D
+    pad, conv, cropping = {
+        1: (L.ZeroPadding1D, L.Conv1D, L.Cropping1D),
+        2: (L.ZeroPadding2D, L.Conv2D, L.Cropping2D),
+        3: (L.ZeroPadding3D, L.Conv3D, L.Cropping3D)}[dims]
     h = conv(cin, 3, activation="relu", name="conv")(pad(1)(x))
     return K.Model(x, cropping(crop)(convt(L)(h)))
 
@@ -354,6 +423,11 @@ def k_convt_k3s2p1op1(K):
 def k_convt1d(K):
     return _k_up(K, (9,), 6, lambda L: L.Conv1DTranspose(
         5, 5, strides=2, padding="valid", name="up"), (2, 1), dims=1)
+
+
+def k_convt3d(K):
+    return _k_up(K, (3, 4, 3), 4, lambda L: L.Conv3DTranspose(
+        3, 3, strides=2, padding="valid", name="up"), ((1, 0),) * 3, dims=3)
 
 
 def k_convt_grouped(K):
@@ -472,6 +546,22 @@ def k_cross_attention(K):
     return K.Model([q, k, v], y)
 
 
+def k_attention_nobias(K):
+    L = K.layers
+    x = K.Input((6, 16))
+    y = L.MultiHeadAttention(num_heads=4, key_dim=4, use_bias=False,
+                             name="attn")(x, x)
+    return K.Model(x, y)
+
+
+def k_weightnorm_upsampler(K):
+    L = K.layers
+    x = K.Input((8, 3))
+    h = L.Conv1D(6, 3, activation="relu", name="conv")(L.ZeroPadding1D(1)(x))
+    h = L.Conv1DTranspose(4, 4, strides=2, padding="valid", name="up")(h)
+    return K.Model(x, L.Dense(3, name="fc")(L.Cropping1D((1, 1))(h)))
+
+
 def k_weightnorm(K):
     L = K.layers
     x = K.Input((9, 4))
@@ -491,12 +581,17 @@ def rnn_weights(sd, p, k, kind, bidirectional=False):
     out = []
     for sfx in ("", "_reverse")[:2 if bidirectional else 1]:
         wi, wh = sd[f"{p}.weight_ih_l{k}{sfx}"], sd[f"{p}.weight_hh_l{k}{sfx}"]
+        if kind == "GRU":
+            out += [_gru_gates(wi).T, _gru_gates(wh).T]
+        else:
+            out += [wi.T, wh.T]
+        if f"{p}.bias_ih_l{k}{sfx}" not in sd:
+            continue                # bias=False
         bi, bh = sd[f"{p}.bias_ih_l{k}{sfx}"], sd[f"{p}.bias_hh_l{k}{sfx}"]
         if kind == "GRU":
-            out += [_gru_gates(wi).T, _gru_gates(wh).T,
-                    np.stack([_gru_gates(bi), _gru_gates(bh)])]
+            out.append(np.stack([_gru_gates(bi), _gru_gates(bh)]))
         else:
-            out += [wi.T, wh.T, bi + bh]
+            out.append(bi + bh)
     return out
 
 
@@ -524,18 +619,22 @@ def conv_weights(sd, p):
 
 
 def mha_weights(sd, p, heads):
-    wo, bo = sd[f"{p}.out_proj.weight"], sd[f"{p}.out_proj.bias"]
+    wo = sd[f"{p}.out_proj.weight"]
     e = wo.shape[0]
     d = e // heads
     if f"{p}.in_proj_weight" in sd:
         ws = np.split(sd[f"{p}.in_proj_weight"], 3)
     else:
         ws = [sd[f"{p}.{c}_proj_weight"] for c in "qkv"]
-    bs = np.split(sd[f"{p}.in_proj_bias"], 3)
     out = []
+    if f"{p}.in_proj_bias" not in sd:          # bias=False
+        for w in ws:
+            out.append(w.T.reshape(-1, heads, d))
+        return out + [wo.T.reshape(heads, d, e)]
+    bs = np.split(sd[f"{p}.in_proj_bias"], 3)
     for w, b in zip(ws, bs):
         out += [w.T.reshape(-1, heads, d), b.reshape(heads, d)]
-    return out + [wo.T.reshape(heads, d, e), bo]
+    return out + [wo.T.reshape(heads, d, e), sd[f"{p}.out_proj.bias"]]
 
 
 def weight_norm(g, v):
@@ -579,10 +678,31 @@ def _h_mbv2(sd):
             ("project_bn", bn_weights(sd, "conv.3"))]
 
 
+def _wn(sd, p):
+    """The module's weight, folded from a weight-norm pair if need be."""
+    if f"{p}.weight" in sd:
+        return sd[f"{p}.weight"]
+    if f"{p}.weight_g" in sd:
+        return weight_norm(sd[f"{p}.weight_g"], sd[f"{p}.weight_v"])
+    return weight_norm(sd[f"{p}.parametrizations.weight.original0"],
+                       sd[f"{p}.parametrizations.weight.original1"])
+
+
 def _h_separable(sd):
-    pw = sd["pw.weight"]
-    return [("sep", [depthwise_kernel(sd["dw.weight"], 2), conv_kernel(pw),
+    pw = _wn(sd, "pw")
+    return [("sep", [depthwise_kernel(_wn(sd, "dw"), 2), conv_kernel(pw),
                      sd["pw.bias"] + pw[:, :, 0, 0] @ sd["dw.bias"]])]
+
+
+def _h_rnn_nobias(sd):
+    return [("lstm", rnn_weights(sd, "lstm", 0, "LSTM")),
+            ("gru", rnn_weights(sd, "gru", 0, "GRU"))]
+
+
+def _h_weightnorm_upsampler(sd):
+    return [("conv", [conv_kernel(_wn(sd, "conv")), sd["conv.bias"]]),
+            ("up", [convt_kernel(_wn(sd, "up")), sd["up.bias"]]),
+            ("fc", [_wn(sd, "fc").T, sd["fc.bias"]])]
 
 
 def _h_dwconv1d(sd):
@@ -625,6 +745,9 @@ def _h_cross_attention(sd):
     return [("attn", mha_weights(sd, "attn", 4))]
 
 
+_h_attention_nobias = _h_cross_attention
+
+
 def _h_weightnorm(sd):
     w1 = weight_norm(sd["conv1.weight_g"], sd["conv1.weight_v"])
     w2 = weight_norm(sd["conv2.parametrizations.weight.original0"],
@@ -649,8 +772,8 @@ def _rnn_spec(names, typ, p, **extra):
 
 
 def _up_spec(typ, **opts):
-    return [{"name": "conv", "type": "Conv2D" if typ != "Conv1DTranspose"
-             else "Conv1D", "from": "conv"},
+    return [{"name": "conv", "type": typ.replace("Transpose", ""),
+             "from": "conv"},
             dict({"name": "up", "type": typ, "from": "up"}, **opts)]
 
 
@@ -740,6 +863,10 @@ PAIRS = [
           {"name": "rnn_relu_bi", "type": "SimpleRNN", "from": "rnn_bi",
            "layer": 0, "bidirectional": True}], seed=35,
          channels_first=False),
+    Pair("rnn_nobias", NoBiasRNNs, (RNN_IN,), k_rnn_nobias, _h_rnn_nobias,
+         [{"name": "lstm", "type": "LSTM", "from": "lstm", "layer": 0},
+          {"name": "gru", "type": "GRU", "from": "gru", "layer": 0}],
+         seed=53, channels_first=False),
     # No padding options: the converter only warns generically.
     Pair("convt2d_k4s2p1", convt_k4s2p1, ((BATCH, 3, 5, 6),), k_convt_k4s2p1,
          _h_up(), _up_spec("Conv2DTranspose"), seed=36,
@@ -751,6 +878,8 @@ PAIRS = [
          advice=("Cropping2D with (1, 0) per spatial axis",)),
     Pair("convt1d", convt1d, ((BATCH, 3, 9),), k_convt1d, _h_up(),
          _up_spec("Conv1DTranspose"), seed=38),
+    Pair("convt3d", Up3d, ((BATCH, 3, 3, 4, 3),), k_convt3d, _h_up(),
+         _up_spec("Conv3DTranspose"), seed=54),
     Pair("convt2d_grouped", convt_grouped, ((BATCH, 3, 5, 6),),
          k_convt_grouped, _h_up(groups=2),
          _up_spec("Conv2DTranspose", groups=2), seed=39,
@@ -779,6 +908,10 @@ PAIRS = [
          _h_separable,
          [{"name": "sep", "type": "SeparableConv2D", "from": "dw",
            "pointwise": "pw", "depth_multiplier": 2}], seed=42),
+    Pair("separable_weightnorm", SeparableWeightNorm, ((BATCH, 6, 5, 6),),
+         k_separable, _h_separable,
+         [{"name": "sep", "type": "SeparableConv2D", "from": "dw",
+           "pointwise": "pw", "depth_multiplier": 2}], seed=55),
     Pair("dwconv1d", Depthwise1d, ((BATCH, 4, 9),), k_dwconv1d, _h_dwconv1d,
          [{"name": "dw", "type": "DepthwiseConv1D", "from": "dw",
            "depth_multiplier": 2},
@@ -815,6 +948,16 @@ PAIRS = [
          _h_cross_attention,
          [{"name": "attn", "type": "MultiHeadAttention", "from": "attn",
            "num_heads": 4}], seed=51, channels_first=False),
+    Pair("attention_nobias", SelfAttentionNoBias, ((BATCH, 6, 16),),
+         k_attention_nobias, _h_attention_nobias,
+         [{"name": "attn", "type": "MultiHeadAttention", "from": "attn",
+           "num_heads": 4}], seed=56, channels_first=False,
+         advice=("use_bias=False",)),
+    Pair("weightnorm_upsampler", WeightNormUpsampler, ((BATCH, 3, 8),),
+         k_weightnorm_upsampler, _h_weightnorm_upsampler,
+         [{"name": "conv", "type": "Conv1D", "from": "conv"},
+          {"name": "up", "type": "Conv1DTranspose", "from": "up"},
+          {"name": "fc", "type": "Dense", "from": "fc"}], seed=57),
     Pair("weightnorm_conv1d", WeightNormConv1d, ((BATCH, 4, 9),),
          k_weightnorm, _h_weightnorm,
          [{"name": "conv1", "type": "Conv1D", "from": "conv1"},

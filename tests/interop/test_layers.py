@@ -24,6 +24,7 @@ GroupNormalization, Conv1DTranspose, DepthwiseConv1D, MultiHeadAttention).
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -363,3 +364,51 @@ def test_template_root_module(name, make, types, tmp_path, weightbridge):
     layers = _template(weightbridge, npz)["layers"]
     assert [l["type"] for l in layers] == types, layers
     assert all(l["from"] == "" for l in layers), layers
+
+
+@pytest.mark.parametrize("kmod", ["keras", "tf_keras"])
+def test_template_of_transformer_layer_loads_by_name(
+        kmod, tmp_path, weightbridge, layer_exports, frameworks, record_diff):
+    """`template` on a TransformerEncoderLayer export: the attention
+    module becomes one MultiHeadAttention (out_proj included), the rest
+    Dense and LayerNormalization, named after the modules.  With num_heads
+    set, the file loads by name into the Keras twin (whose layer order
+    differs from the archive's) and reproduces PyTorch."""
+    pair = PAIR_BY_NAME["transformer"]
+    ex = layer_exports(pair)
+    spec = _template(weightbridge, ex.npz)
+    types = {l["name"]: (l["type"], l["from"]) for l in spec["layers"]}
+    assert types == {
+        "self_attn": ("MultiHeadAttention", "self_attn"),
+        "linear1": ("Dense", "linear1"), "linear2": ("Dense", "linear2"),
+        "norm1": ("LayerNormalization", "norm1"),
+        "norm2": ("LayerNormalization", "norm2")}, spec["layers"]
+    for l in spec["layers"]:
+        if l["type"] == "MultiHeadAttention":
+            l["num_heads"] = 4
+    out = tmp_path / "template.h5"
+    proc, report = weightbridge.convert(ex.npz, spec, out)
+    assert proc.returncode == 0, proc.stderr
+    model = pair.build_keras(getattr(frameworks, kmod))
+    model.load_weights(str(out), by_name=True)
+    y = keras_output(model, pair.keras_inputs(ex.xs))
+    assert record_diff(max_abs_diff(y, ex.ref)) <= TOL
+
+
+def test_convt_crop_advice_is_never_negative(tmp_path, weightbridge):
+    """With output_padding > padding (k3 s2 p0 op1) PyTorch's extra row
+    lies outside the full transposed convolution (MAPPING.md 2.5): no
+    Cropping2D can produce it, so the report must not advise a negative
+    crop."""
+    torch.manual_seed(63)
+    npz = tmp_path / "convt.npz"
+    export_npz(_Wrap(up=nn.ConvTranspose2d(3, 4, 3, stride=2, padding=0,
+                                           output_padding=1)), npz)
+    spec = {"weightbridge_spec": 1, "layers": [
+        {"name": "up", "type": "Conv2DTranspose", "from": "up",
+         "padding": 0, "output_padding": 1}]}
+    proc, report = weightbridge.convert(npz, spec, tmp_path / "convt.h5")
+    assert proc.returncode == 0, proc.stderr
+    text = "\n".join(w["message"] for w in report["warnings"])
+    crops = re.findall(r"Cropping2D with \((-?\d+), (-?\d+)\)", text)
+    assert all(int(a) >= 0 and int(b) >= 0 for a, b in crops), text
