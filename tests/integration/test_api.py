@@ -4,7 +4,7 @@ import json
 import subprocess
 import time
 
-from conftest import CLI, SPEC, b64url, multipart
+from wbd import CLI, SPEC, b64url, multipart
 
 
 def test_health_and_limits(daemon):
@@ -221,7 +221,7 @@ def test_openapi_matches_routes(daemon):
 
 
 def daemon_bin():
-    from conftest import DAEMON
+    from wbd import DAEMON
     return DAEMON
 
 
