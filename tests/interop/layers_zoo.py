@@ -210,12 +210,12 @@ class InvertedResidual(nn.Module):
 
 
 class Separable(nn.Module):
-    """Depthwise 3x3 (multiplier 2, with bias) straight into a 1x1 conv."""
+    """Depthwise 3x3 (multiplier 2) straight into a 1x1 conv."""
 
-    def __init__(self):
+    def __init__(self, dw_bias=True, pw_bias=True):
         super().__init__()
-        self.dw = nn.Conv2d(6, 12, 3, padding=1, groups=6)
-        self.pw = nn.Conv2d(12, 5, 1)
+        self.dw = nn.Conv2d(6, 12, 3, padding=1, groups=6, bias=dw_bias)
+        self.pw = nn.Conv2d(12, 5, 1, bias=pw_bias)
 
     def forward(self, x):
         return self.pw(self.dw(x))
@@ -464,10 +464,10 @@ def k_mbv2(K):
     return K.Model(x, L.Add()([x, h]))
 
 
-def k_separable(K):
+def k_separable(K, use_bias=True):
     L = K.layers
     x = K.Input((5, 6, 6))
-    y = L.SeparableConv2D(5, 3, depth_multiplier=2,
+    y = L.SeparableConv2D(5, 3, depth_multiplier=2, use_bias=use_bias,
                           name="sep")(L.ZeroPadding2D(1)(x))
     return K.Model(x, y)
 
@@ -689,9 +689,18 @@ def _wn(sd, p):
 
 
 def _h_separable(sd):
+    """One bias after the pointwise step: b_pw + W_pw @ b_dw, from
+    whichever of the two exist."""
     pw = _wn(sd, "pw")
-    return [("sep", [depthwise_kernel(_wn(sd, "dw"), 2), conv_kernel(pw),
-                     sd["pw.bias"] + pw[:, :, 0, 0] @ sd["dw.bias"]])]
+    ws = [depthwise_kernel(_wn(sd, "dw"), 2), conv_kernel(pw)]
+    if "dw.bias" in sd or "pw.bias" in sd:
+        b = np.zeros(pw.shape[0], np.float32)
+        if "pw.bias" in sd:
+            b = b + sd["pw.bias"]
+        if "dw.bias" in sd:
+            b = b + pw[:, :, 0, 0] @ sd["dw.bias"]
+        ws.append(b)
+    return [("sep", ws)]
 
 
 def _h_rnn_nobias(sd):
@@ -908,6 +917,15 @@ PAIRS = [
          _h_separable,
          [{"name": "sep", "type": "SeparableConv2D", "from": "dw",
            "pointwise": "pw", "depth_multiplier": 2}], seed=42),
+    Pair("separable_dw_bias_only", lambda: Separable(pw_bias=False),
+         ((BATCH, 6, 5, 6),), k_separable, _h_separable,
+         [{"name": "sep", "type": "SeparableConv2D", "from": "dw",
+           "pointwise": "pw", "depth_multiplier": 2}], seed=58),
+    Pair("separable_no_bias", lambda: Separable(False, False),
+         ((BATCH, 6, 5, 6),), lambda K: k_separable(K, use_bias=False),
+         _h_separable,
+         [{"name": "sep", "type": "SeparableConv2D", "from": "dw",
+           "pointwise": "pw", "depth_multiplier": 2}], seed=59),
     Pair("separable_weightnorm", SeparableWeightNorm, ((BATCH, 6, 5, 6),),
          k_separable, _h_separable,
          [{"name": "sep", "type": "SeparableConv2D", "from": "dw",
