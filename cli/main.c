@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "convert.h"
@@ -140,7 +141,9 @@ write_json(const char *path, const json_t *j, struct wb_err *err)
 		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if ((fd = mkstemp(tmp)) < 0 || (f = fdopen(fd, "w")) == NULL) {
+	if ((fd = mkstemp(tmp)) < 0 ||
+	    fchmod(fd, 0666 & ~convert_umask()) != 0 ||
+	    (f = fdopen(fd, "w")) == NULL) {
 		rc = wb_err_set(err, WB_E_IO, "cannot write '%s': %s", path,
 		    strerror(errno));
 		goto out;

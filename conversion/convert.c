@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,38 @@
 #include "sha256.h"
 #include "spec.h"
 #include "xform.h"
+
+static mode_t convert_mask = 022;
+
+/*
+ * The process umask, read without umask(2): setting it to read it would
+ * briefly change it for every thread of a daemon converting in parallel.
+ */
+static void
+convert_umask_read(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[128];
+	unsigned int m;
+
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "Umask: %o", &m) == 1) {
+			convert_mask = (mode_t)(m & 0777);
+			break;
+		}
+	fclose(f);
+}
+
+mode_t
+convert_umask(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, convert_umask_read);
+	return convert_mask;
+}
 
 void
 convert_opts_init(struct convert_opts *o)
@@ -511,6 +544,8 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 		    strerror(errno));
 		goto out;
 	}
+	/* mkstemp makes 0600; a weight file follows the umask like any. */
+	(void)fchmod(fd, 0666 & ~convert_umask());
 	close(fd);
 	tmp_live = 1;
 	if ((rc = convert_consumers(&r, err)) != 0 ||
@@ -718,10 +753,11 @@ convert_template(const char *npz_path, const struct npz_limits *lim,
 			continue;	/* taken by an attention layer */
 		for (e = (long)first[j]; e >= 0 && n < 64; e = next[e]) {
 			const char *k = ix->e[e].key + strip;
-			const char *dot = strlen(k) > strlen(pfx[j]) ?
-			    k + strlen(pfx[j]) : NULL;
+			size_t plen = strlen(pfx[j]);
 
-			params[n] = dot ? dot + 1 : k;
+			/* The parameter is what follows "prefix." */
+			params[n] = plen > 0 && strlen(k) > plen ? k + plen + 1 :
+			    k;
 			shapes[n].ndim = ix->e[e].hdr.ndim;
 			memcpy(shapes[n].d, ix->e[e].hdr.shape,
 			    sizeof(shapes[n].d));
@@ -786,7 +822,8 @@ convert_template(const char *npz_path, const struct npz_limits *lim,
 			for (q = j + 1; q < np; q++)
 				if (pfx[q] != NULL &&
 				    strncmp(pfx[q], pfx[j], plen) == 0 &&
-				    strcmp(pfx[q] + plen, ".out_proj") == 0) {
+				    strcmp(pfx[q] + plen, plen ? ".out_proj" :
+				    "out_proj") == 0) {
 					free(pfx[q]);
 					pfx[q] = NULL;
 				}

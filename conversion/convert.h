@@ -10,6 +10,7 @@
 #define CONVERT_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -35,6 +36,9 @@ struct convert_opts {
 };
 
 void	convert_opts_init(struct convert_opts *o);
+
+/* The process umask (read once), for files created with mkstemp. */
+mode_t	convert_umask(void);
 
 /*
  * Convert.  Returns 0 on success.  On failure returns the wb_code and fills

@@ -323,6 +323,33 @@ plan_weight_sources(struct plan_ctx *c, const char *from, const char *param,
 	return 0;
 }
 
+struct plan_weight *
+plan_ctx_param(struct plan_ctx *c, struct plan_layer *l, const char *name,
+    const char *sub, const char *from, const char *param, int required)
+{
+	struct plan_weight *pw;
+	char key[1024];
+	long src[2];
+	int n;
+
+	if ((n = plan_weight_sources(c, from, param, src)) == 0) {
+		if (required) {
+			snprintf(key, sizeof(key), "%s%s%s", from,
+			    *from ? "." : "", param);
+			plan_ctx_missing(c, l, name, key);
+		}
+		return NULL;
+	}
+	if ((pw = plan_ctx_weight(c, l, name, sub, src, n)) == NULL)
+		return NULL;
+	if (n == 2) {
+		/* Fold g * v / ||v|| before the layer's own transform. */
+		pw->recipe.combine = XF_WNORM;
+		pw->base = pw->in[1];
+	}
+	return pw;
+}
+
 /* The `expect` field: {"kernel": [3, 3, 16, 32], ...}. */
 static void
 plan_user_expect(struct plan *p, struct plan_layer *l, const json_t *expect,
@@ -511,35 +538,31 @@ plan_preset_layer(struct plan_ctx *w, const struct spec_layer *sl,
 		const struct preset_param *pp = &pr->params[i];
 		struct plan_weight *pw;
 		struct wb_err e = { 0 };
-		long src[2];
-		int n;
+		enum xf_combine combine;
 
 		snprintf(key, sizeof(key), "%s%s%s", from, *from ? "." : "",
 		    pp->param);
 		off += (size_t)snprintf(looked + off, off < sizeof(looked) ?
 		    sizeof(looked) - off : 0, "%s'%s'", off ? ", " : "", key);
-		if ((n = plan_weight_sources(w, from, pp->param, src)) == 0) {
-			if (!pp->optional)
-				plan_ctx_missing(w, l, pp->keras, key);
-			continue;
-		}
-		if ((pw = plan_ctx_weight(w, l, pp->legacy && p->format ==
-		    KH5_LEGACY ? pp->legacy : pp->keras, NULL, src, n)) == NULL)
+		pw = plan_ctx_param(w, l, pp->legacy && p->format ==
+		    KH5_LEGACY ? pp->legacy : pp->keras, NULL, from, pp->param,
+		    !pp->optional);
+		if (w->err->code != WB_OK)
 			return w->err->code;
+		if (pw == NULL)
+			continue;
 		/* The Keras name, whatever the legacy dataset is called. */
 		free(pw->name);
 		if ((pw->name = strdup(pp->keras)) == NULL)
 			return wb_err_set(w->err, WB_E_NOMEM, "out of memory");
-		pw->base = pw->in[n - 1];	/* v of a weight-norm pair */
+		combine = pw->recipe.combine;
 		if (preset_recipe(pr, pp, sl->j, &pw->base, &pw->recipe,
 		    &e) != 0) {
 			plan_problem(p, e.code, name, pp->keras, key,
 			    "%s '%s' %s: %s", type, name, pp->keras, e.msg);
 			pw->bad = 1;
 		}
-		/* Fold g * v / ||v|| before the layer's own transform. */
-		if (n == 2)
-			pw->recipe.combine = XF_WNORM;
+		pw->recipe.combine = combine;	/* preset_recipe resets it */
 	}
 	if (l->nw == 0 && p->nproblems == 0 && pr->build == NULL)
 		plan_problem(p, WB_E_MAPPING, name, NULL, from, "%s '%s': no "
@@ -1073,6 +1096,11 @@ plan_advice(struct plan_ctx *w)
 		}
 		if (pr->kernel_ndim >= 3 && l->nw > 0 && l->w[0].nsrc > 0)
 			conv_out = l->w[0].in[0].d[0];
+		if (strcmp(pr->type, "Dense") == 0 && (l->nw == 0 ||
+		    l->w[0].bad)) {
+			conv_out = 0;	/* its own problem is reported */
+			continue;
+		}
 		if (strcmp(pr->type, "Dense") == 0 && conv_out > 0 &&
 		    l->nw > 0 && l->w[0].in[0].ndim == 2) {
 			uint64_t in = l->w[0].in[0].d[1];

@@ -112,6 +112,14 @@ long	plan_ctx_key(struct plan_ctx *c, const char *key);
 /* Add a weight reading src[0..nsrc-1]; sub is the Keras 3 sublayer path. */
 struct plan_weight *plan_ctx_weight(struct plan_ctx *c, struct plan_layer *l,
 	    const char *name, const char *sub, const long *src, int nsrc);
+/*
+ * Add a weight read from parameter `param` of module `from`, accepting a
+ * weight-norm pair for "weight" (folded first; base is then v's shape).
+ * Returns NULL if the tensor is absent: reported as missing when required.
+ */
+struct plan_weight *plan_ctx_param(struct plan_ctx *c, struct plan_layer *l,
+	    const char *name, const char *sub, const char *from,
+	    const char *param, int required);
 /* Report a required tensor that is not in the archive. */
 void	plan_ctx_missing(struct plan_ctx *c, struct plan_layer *l,
 	    const char *weight, const char *key);

@@ -200,21 +200,31 @@ preset_check_convt(struct plan *p, struct plan_layer *l, const json_t *e)
 	preset_expect(k, n, d);
 	preset_expect(b, 1, &o);
 	/* PyTorch's padding crops the output; Keras has no such option. */
-	if (pad > 0 || opad > 0)
-		plan_warning(p, l->name, "%s '%s': PyTorch padding=%lld, "
-		    "output_padding=%lld crop the output; build Keras %s(%llu, "
-		    "..., padding='valid') followed by Cropping%dD with (%lld, "
-		    "%lld) per spatial axis (padding='same' is only equal when "
-		    "kernel - stride = 2*padding and output_padding = 0)",
-		    l->type, l->name, pad < 0 ? 0 : pad, opad, l->type,
-		    (unsigned long long)o, pr->kernel_ndim - 2, pad < 0 ? 0 : pad,
-		    (pad < 0 ? 0 : pad) - opad);
-	else if (pad < 0)
+	if (pad < 0 && opad > 0)
+		pad = 0;
+	if (pad < 0)
 		plan_warning(p, l->name, "%s '%s': if the PyTorch layer used "
 		    "padding or output_padding, build Keras %s with "
 		    "padding='valid' plus Cropping (give \"padding\" and "
 		    "\"output_padding\" in the spec for the exact crop)",
 		    l->type, l->name, l->type);
+	else if ((pad > 0 || opad > 0) && opad <= pad)
+		plan_warning(p, l->name, "%s '%s': PyTorch padding=%lld, "
+		    "output_padding=%lld crop the output; build Keras %s(%llu, "
+		    "..., padding='valid') followed by Cropping%dD with (%lld, "
+		    "%lld) per spatial axis (padding='same' is only equal when "
+		    "kernel - stride = 2*padding and output_padding = 0)",
+		    l->type, l->name, pad, opad, l->type, (unsigned long long)o,
+		    pr->kernel_ndim - 2, pad, pad - opad);
+	else if (opad > pad)
+		plan_warning(p, l->name, "%s '%s': PyTorch output_padding=%lld "
+		    "exceeds padding=%lld, so the last %lld rows/columns hold "
+		    "only the bias: build Keras %s(%llu, ..., padding='valid', "
+		    "use_bias=False), then Cropping%dD((%lld, 0)), "
+		    "ZeroPadding%dD((0, %lld)) per spatial axis, then add the "
+		    "bias", l->type, l->name, opad, pad, opad - pad, l->type,
+		    (unsigned long long)o, pr->kernel_ndim - 2, pad,
+		    pr->kernel_ndim - 2, opad - pad);
 	if (g > 1)
 		plan_warning(p, l->name, "%s '%s': Keras transposed convolutions "
 		    "have no groups; the %lld groups are written as one "
@@ -494,8 +504,9 @@ preset_build_separable(struct plan_ctx *c, struct plan_layer *l,
 	const char *f = l->from, *dot = *l->from ? "." : "";
 	long long m = preset_int(e, "depth_multiplier", 1);
 	char k[4][1100];
-	long src[4], fold[3];
-	struct plan_weight *w;
+	long src[4], fold[4];
+	struct plan_weight *w, *pwk;
+	int wn;
 	int64_t shape[4], perm[4] = { 2, 3, 0, 1 }, perm2[4] = { 2, 3, 1, 0 };
 	struct xf_shape dw;
 
@@ -509,17 +520,11 @@ preset_build_separable(struct plan_ctx *c, struct plan_layer *l,
 	snprintf(k[1], sizeof(k[1]), "%s%sbias", f, dot);
 	snprintf(k[2], sizeof(k[2]), "%s.weight", pwp);
 	snprintf(k[3], sizeof(k[3]), "%s.bias", pwp);
-	for (int i = 0; i < 4; i++)
-		src[i] = plan_ctx_key(c, k[i]);
-	if (src[0] < 0 || src[2] < 0) {
-		if (src[0] < 0)
-			plan_ctx_missing(c, l, "depthwise_kernel", k[0]);
-		if (src[2] < 0)
-			plan_ctx_missing(c, l, "pointwise_kernel", k[2]);
-		return;
-	}
-	if ((w = plan_ctx_weight(c, l, "depthwise_kernel", NULL, &src[0],
-	    1)) == NULL)
+	src[1] = plan_ctx_key(c, k[1]);
+	src[3] = plan_ctx_key(c, k[3]);
+	w = plan_ctx_param(c, l, "depthwise_kernel", NULL, f, "weight", 1);
+	pwk = plan_ctx_param(c, l, "pointwise_kernel", NULL, pwp, "weight", 1);
+	if (w == NULL || pwk == NULL)
 		return;
 	dw = w->base;
 	if (dw.ndim != 4 || dw.d[1] != 1 || m < 1 ||
@@ -537,9 +542,7 @@ preset_build_separable(struct plan_ctx *c, struct plan_layer *l,
 	shape[3] = (int64_t)dw.d[3];
 	xf_push_reshape(&w->recipe, 4, shape, NULL);
 	xf_push_transpose(&w->recipe, 4, perm, NULL);
-	if ((w = plan_ctx_weight(c, l, "pointwise_kernel", NULL, &src[2],
-	    1)) == NULL)
-		return;
+	w = pwk;
 	if (w->base.ndim != 4 || w->base.d[1] != dw.d[0] || w->base.d[2] != 1 ||
 	    w->base.d[3] != 1) {
 		plan_problem(p, WB_E_MAPPING, l->name, "pointwise_kernel", k[2],
@@ -550,17 +553,21 @@ preset_build_separable(struct plan_ctx *c, struct plan_layer *l,
 		return;
 	}
 	xf_push_transpose(&w->recipe, 4, perm2, NULL);
+	wn = pwk->recipe.combine == XF_WNORM;
 	/* One Keras bias, after the pointwise step: b_pw + W_pw @ b_dw. */
 	if (src[1] >= 0) {
 		int n = 0;
 
-		fold[n++] = src[2];
+		/* A weight-normed pointwise conv brings g and v. */
+		fold[n++] = pwk->src[0];
+		if (wn)
+			fold[n++] = pwk->src[1];
 		fold[n++] = src[1];
 		if (src[3] >= 0)
 			fold[n++] = src[3];
 		if ((w = plan_ctx_weight(c, l, "bias", NULL, fold, n)) == NULL)
 			return;
-		w->recipe.combine = XF_FOLD;
+		w->recipe.combine = wn ? XF_FOLD_WNORM : XF_FOLD;
 	} else if (src[3] >= 0) {
 		plan_ctx_weight(c, l, "bias", NULL, &src[3], 1);
 	}

@@ -16,12 +16,14 @@
 
 #include "spec.h"
 
-/* Every key a layer entry may carry; presets check which apply to them. */
-static const char *const spec_layer_keys[] = {
-	"name", "type", "from", "match", "note", "flatten", "expect",
-	"groups", "in_channels", "depth_multiplier", "keras3_path", "weights",
-	"layer", "bidirectional", "num_heads", "reset_after", "shared_axes",
-	"epsilon", "kind", NULL
+/*
+ * The keys of a Custom entry.  Preset entries are checked by the planner
+ * against the preset's own option list (preset_takes), so the two lists
+ * cannot drift apart.
+ */
+static const char *const spec_custom_keys[] = {
+	"name", "type", "from", "note", "expect", "keras3_path", "weights",
+	NULL
 };
 
 static const char *const spec_weight_keys[] = {
@@ -153,7 +155,6 @@ spec_parse_layer(struct spec_ctx *c, struct spec_layer *l, size_t i)
 		spec_bad(c, path, "must be an object");
 		return;
 	}
-	spec_unknown_keys(c, j, spec_layer_keys, path);
 	l->name = spec_string(c, j, "name", path, 1);
 	l->type = spec_string(c, j, "type", path, 1);
 	l->from = spec_string(c, j, "from", path, 0);
@@ -167,6 +168,7 @@ spec_parse_layer(struct spec_ctx *c, struct spec_layer *l, size_t i)
 	if (l->from != NULL && l->match != NULL)
 		spec_bad(c, path, "give either \"from\" or \"match\", not both");
 	if (l->type != NULL && strcmp(l->type, "Custom") == 0) {
+		spec_unknown_keys(c, j, spec_custom_keys, path);
 		if (l->match != NULL)
 			spec_bad(c, path, "a Custom layer cannot use \"match\"");
 		if (!json_is_array(json_object_get(j, "weights"))) {

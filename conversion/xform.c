@@ -109,9 +109,16 @@ xf_plan_combine(enum xf_combine c, const struct xf_shape *in, int nin,
 		*out = in[1];
 		return 0;
 	}
-	if (c == XF_FOLD) {
-		uint64_t f = in[0].ndim >= 2 ? in[0].d[0] : 0;
+	if (c == XF_FOLD || c == XF_FOLD_WNORM) {
+		/* With weight norm, skip g: v has W's shape. */
+		int o = c == XF_FOLD_WNORM;
+		uint64_t f = in[o].ndim >= 2 ? in[o].d[0] : 0;
 
+		if (o && (nin < 3 || xf_count(&in[0]) != f))
+			return wb_err_set(err, WB_E_MAPPING, "bias fold with "
+			    "weight norm needs g (F, 1, ...) and v (F, C, ...)");
+		in += o;
+		nin -= o;
 		if (nin < 2 || nin > 3 || f == 0 || in[1].ndim != 1 ||
 		    xf_count(&in[0]) != f * in[1].d[0] ||
 		    (nin == 3 && (in[2].ndim != 1 || in[2].d[0] != f)))
@@ -440,15 +447,24 @@ xf_combine_apply(enum xf_combine c, const struct xf_shape *in,
 		}
 		break;
 	case XF_FOLD:
-		/* SeparableConv2D has one bias, after the pointwise step. */
-		n = in[0].d[0];
-		rowlen = in[1].d[0];
+	case XF_FOLD_WNORM:
+		/* SeparableConv2D has one bias, after the pointwise step:
+		 * b_pw + W_pw @ b_dw, with W_pw = g v / ||v|| if normed. */
+		s = c == XF_FOLD_WNORM;
+		n = in[s].d[0];
+		rowlen = in[s + 1].d[0];
 		for (i = 0; i < n; i++) {
-			double acc = nin == 3 ? src[2][i] : 0;
+			const float *w = src[s] + i * rowlen;
+			double acc = 0, ss = 0, scale = 1;
 
-			for (j = 0; j < rowlen; j++)
-				acc += (double)src[0][i * rowlen + j] * src[1][j];
-			dst[i] = (float)acc;
+			for (j = 0; j < rowlen; j++) {
+				acc += (double)w[j] * src[s + 1][j];
+				ss += (double)w[j] * w[j];
+			}
+			if (s)
+				scale = ss > 0 ? src[0][i] / sqrt(ss) : 0;
+			dst[i] = (float)(acc * scale +
+			    (nin == s + 3 ? src[s + 2][i] : 0));
 		}
 		break;
 	case XF_ONE:
@@ -556,7 +572,7 @@ void
 xf_describe(const struct xf_recipe *r, char *buf, size_t len)
 {
 	static const char *combine[] = { "", "sum", "stack", "concat",
-	    "weight_norm", "bias_fold" };
+	    "weight_norm", "bias_fold", "weight_norm+bias_fold" };
 	size_t off = 0;
 	int i, j;
 

@@ -47,7 +47,8 @@ enum xf_combine {
 	XF_STACK,	/* new leading axis */
 	XF_CONCAT,	/* along axis 0 */
 	XF_WNORM,	/* weight norm: g * v / ||v|| per leading-axis row; sources g, v */
-	XF_FOLD		/* bias fold: b2 + W[:, :] @ b1; sources W (F, C, 1...), b1 (C), optional b2 (F) */
+	XF_FOLD,	/* bias fold: b2 + W[:, :] @ b1; sources W (F, C, 1...), b1 (C), optional b2 (F) */
+	XF_FOLD_WNORM	/* the same with W = weight_norm(g, v); sources g, v, b1, optional b2 */
 };
 
 struct xf_recipe {

@@ -3,7 +3,7 @@
 # against real TensorFlow/Keras and PyTorch) inside the cached venv.
 set -eu
 venv=$(scripts/venv.sh "${1:-}")
-shift || true
+[ $# -gt 0 ] && shift
 export WB_BUILD="${WB_BUILD:-$(pwd)/build}"
 export TF_CPP_MIN_LOG_LEVEL=2
 export PYTHONDONTWRITEBYTECODE=1
