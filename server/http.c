@@ -778,7 +778,9 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	snprintf(ms, sizeof(ms), "%.3f", secs * 1000);
 	metrics_request(r->match.route != NULL ? r->match.index :
 	    r->srv->nroutes, r->status, secs);
-	log_kv(r->status >= 500 ? LOG_L_ERR : LOG_L_INFO, "request",
+	/* 503 is a state we chose (draining), not a fault. */
+	log_kv(r->status >= 500 && r->status != 503 ? LOG_L_ERR : LOG_L_INFO,
+	    "request",
 	    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "request done" :
 	    "request aborted", "req_id", r->id, "method", r->method,
 	    "path", r->url, "status", status, "ms", ms,
