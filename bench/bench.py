@@ -131,6 +131,11 @@ def summary(samples):
             "sys_s": statistics.median(s[3] for s in samples)}
 
 
+def ratio(a, b):
+    r = a / b
+    return "%.0f" % r if r >= 100 else "%.2f" % r
+
+
 def table(rows):
     mb = 1e6
     head = ("| input | tensors | raw MB | file MB | ours s | peer s | peer/ours time "
@@ -138,12 +143,12 @@ def table(rows):
     lines = [head, "|" + "---|" * 12]
     for r in rows:
         o, p = r["ours"], r["peer"]
-        lines.append("| %s | %d | %.1f | %.1f | %.3f | %.3f | %.2fx | %.0f | %.0f | %.2fx | %.2f | %.2f |" % (
+        lines.append("| %s | %d | %.1f | %.1f | %.3f | %.3f | %.2fx | %.0f | %.0f | %.2fx | %s | %s |" % (
             r["input"], r["tensors"], r["raw_bytes"] / mb, r["file_bytes"] / mb,
             o["wall_s"], p["wall_s"], p["wall_s"] / o["wall_s"],
             o["rss_bytes"] / mb, p["rss_bytes"] / mb, p["rss_bytes"] / o["rss_bytes"],
-            o["rss_bytes"] / r["largest_tensor_bytes"],
-            p["rss_bytes"] / r["largest_tensor_bytes"]))
+            ratio(o["rss_bytes"], r["largest_tensor_bytes"]),
+            ratio(p["rss_bytes"], r["largest_tensor_bytes"])))
     return "\n".join(lines)
 
 
