@@ -597,6 +597,11 @@ jobq_run(struct jobq *q, struct job *j, struct wb_err *err, json_t **report)
 	o.progress = jobq_progress_cb;
 	o.progress_arg = &pg;
 	(void)convert_run(&o, report, err);
+	/* Name the upload as the client did, not by its spool path. */
+	if (*report != NULL && json_is_object(json_object_get(*report,
+	    "source")))
+		json_object_set_new(json_object_get(*report, "source"), "file",
+		    json_string(j->filename));
 	json_decref(specj);
 }
 
