@@ -56,8 +56,10 @@ CLI_SRC	 = $(sort $(wildcard cli/*.c))
 SRV_SRC	 = $(sort $(wildcard server/*.c handlers/*.c))
 SRV_LIB_SRC = $(filter-out server/main.c,$(SRV_SRC))
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
-# docs/openapi.json is compiled into the daemon (served at /v1/openapi.json).
-SRV_GEN_OBJ = $(if $(SRV_SRC),$(OBJDIR)/gen/openapi_json.o)
+# docs/openapi.json is compiled into the daemon (served at /v1/openapi.json),
+# and so are the upload form's files under web/ (served at /).
+WEB_FILES = $(sort $(wildcard web/*))
+SRV_GEN_OBJ = $(if $(SRV_SRC),$(OBJDIR)/gen/openapi_json.o $(OBJDIR)/gen/web_files.o)
 
 LIB_OBJ	 = $(LIB_SRC:%.c=$(OBJDIR)/%.o)
 CLI_OBJ	 = $(CLI_SRC:%.c=$(OBJDIR)/%.o)
@@ -101,6 +103,26 @@ $(OBJDIR)/gen/openapi_json.c: docs/openapi.json
 	  echo 'const unsigned long openapi_json_len = sizeof(openapi_json) - 1;'; \
 	} > $@.tmp && mv $@.tmp $@
 
+# One byte array per file of web/, and a table of name, bytes and SHA-256
+# (the file's ETag) that handlers/web.c serves from.
+$(OBJDIR)/gen/web_files.c: $(WEB_FILES) handlers/handlers.h Makefile
+	@mkdir -p $(dir $@)
+	{ echo '/* Generated from web/ by the Makefile. */'; \
+	  echo '#include "handlers.h"'; \
+	  i=0; for f in $(WEB_FILES); do \
+	    echo "static const unsigned char web_f$$i[] = {"; \
+	    od -An -v -tx1 $$f | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	    echo '0x00 };'; i=$$((i + 1)); \
+	  done; \
+	  echo 'const struct web_file web_files[] = {'; \
+	  i=0; for f in $(WEB_FILES); do \
+	    echo "{ \"$${f#web/}\", web_f$$i, sizeof(web_f$$i) - 1, \"$$(sha256sum $$f | cut -c1-64)\" },"; \
+	    i=$$((i + 1)); \
+	  done; \
+	  echo '};'; \
+	  echo 'const unsigned long web_nfiles = sizeof(web_files) / sizeof(web_files[0]);'; \
+	} > $@.tmp && mv $@.tmp $@
+
 $(OBJDIR)/gen/%.o: $(OBJDIR)/gen/%.c
 	$(CC) $(ALLCFLAGS) -c -o $@ $<
 
@@ -115,7 +137,7 @@ $(SRVA): $(SRV_LIB_OBJ) $(SRV_GEN_OBJ)
 $(BIN_CLI): $(CLI_OBJ) $(LIBA)
 	$(CC) $(ALLCFLAGS) -o $@ $(CLI_OBJ) $(LIBA) $(LDLIBS)
 
-$(BIN_SRV): $(OBJDIR)/server/main.o $(SRVA) $(LIBA) $(WEB_OBJ)
+$(BIN_SRV): $(OBJDIR)/server/main.o $(SRVA) $(LIBA)
 	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
 
 # A unit test links the library and, if it tests the daemon, its parts.

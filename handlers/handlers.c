@@ -18,6 +18,8 @@ const struct route handlers_routes[] = {
 	{ "GET", "/livez", health_livez, ROUTE_PUBLIC },
 	{ "GET", "/readyz", health_readyz, ROUTE_PUBLIC },
 	{ "GET", "/metrics", scrape_metrics, ROUTE_PUBLIC },
+	{ "GET", "/", web_get_index, ROUTE_PUBLIC },
+	{ "GET", "/web/{file}", web_get_file, ROUTE_PUBLIC },
 };
 const size_t handlers_nroutes = sizeof(handlers_routes) /
     sizeof(handlers_routes[0]);
@@ -27,5 +29,5 @@ const char *const handlers_route_names[] = {
 	"DELETE /v1/jobs/{id}", "GET /v1/jobs/{id}/result",
 	"GET /v1/jobs/{id}/report", "POST /v1/inspect", "POST /v1/template",
 	"GET /v1/limits", "GET /v1/openapi.json", "GET /livez", "GET /readyz",
-	"GET /metrics",
+	"GET /metrics", "GET /", "GET /web/{file}",
 };

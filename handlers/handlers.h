@@ -61,4 +61,20 @@ struct reply *scrape_metrics(struct req *r);
 /* openapi.c */
 struct reply *openapi_get(struct req *r);
 
+/* web.c: the upload form, from the files under web/ */
+#define WEB_INDEX	"index.html"	/* served at / */
+
+/* One file of web/, compiled in by the Makefile (gen/web_files.c). */
+struct web_file {
+	const char	*name;		/* "app.js": the file name in web/ */
+	const unsigned char *data;
+	unsigned long	 len;
+	const char	*sha256;	/* hex digest of data, the ETag */
+};
+extern const struct web_file web_files[];
+extern const unsigned long web_nfiles;
+
+struct reply *web_get_index(struct req *r);
+struct reply *web_get_file(struct req *r);
+
 #endif
