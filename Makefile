@@ -14,7 +14,7 @@ BINDIR	 = $(PREFIX)/bin
 MANDIR	 = $(PREFIX)/share/man
 UNITDIR	?= $(PREFIX)/lib/systemd/system
 
-PKGS	 = libarchive jansson hdf5-serial libmicrohttpd libcrypto
+PKGS	 = libarchive jansson hdf5-serial libmicrohttpd libcrypto libisal
 PKGS_OK	:= $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
 
 CC	?= cc
@@ -80,7 +80,7 @@ BINS	 = $(BIN_CLI) $(if $(wildcard server/main.c),$(BIN_SRV))
 
 VENV_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/weightbridge
 
-.PHONY: all deps run test check unit pytest venv clean format format-check install bench
+.PHONY: all deps run test check unit pytest webtest venv clean format format-check install bench
 .DEFAULT_GOAL := all
 
 all: $(BINS)
@@ -156,13 +156,20 @@ venv:
 pytest: all
 	@scripts/pytest.sh "$(VENV_DIR)" $(PYTEST_ARGS)
 
+# The upload form in headless Chromium against the daemon (tests/web).
+webtest: all
+	@WB_DAEMON=$(abspath $(BIN_SRV)) WB_SCREENSHOTS=$(abspath $(BUILD))/web-screenshots \
+	    tests/web/run.sh "$(VENV_DIR)"
+
 # The README's test command: dependencies, build, unit tests (plain and
-# sanitized), then integration and interop tests against the real binaries.
+# sanitized), then integration and interop tests against the real binaries,
+# then the upload form in a browser.
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory SANITIZER=address unit
 	@$(MAKE) --no-print-directory pytest
+	@$(MAKE) --no-print-directory webtest
 
 run: deps
 	@$(MAKE) --no-print-directory all

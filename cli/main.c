@@ -68,7 +68,9 @@ enum {
 	OPT_REPORT,
 	OPT_FORMAT,
 	OPT_JSON,
-	OPT_SPEC
+	OPT_SPEC,
+	OPT_THREADS,
+	OPT_CHECKSUM
 };
 
 #define LIMIT_OPTIONS                                                        \
@@ -306,6 +308,9 @@ convert_help(void)
 	    "  --report FILE       write the JSON report (also on failure); "
 	    "- for stdout\n"
 	    "  --dry-run           plan and check only; write no weight file\n"
+	    "  --checksum          add the SHA-256 of the written file to the "
+	    "report\n"
+	    "  --threads N         worker threads (default: one per CPU)\n"
 	    "  -q, --quiet         do not print the table\n"
 	    "  -v, --verbose       add per-weight statistics to the table\n\n"
 	    "%s\nexit status: 0 ok, 2 bad input or mapping problem (report "
@@ -322,6 +327,8 @@ cmd_convert(int argc, char **argv)
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "report", required_argument, NULL, OPT_REPORT },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "checksum", no_argument, NULL, OPT_CHECKSUM },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -335,6 +342,10 @@ cmd_convert(int argc, char **argv)
 	int c, rc, quiet = 0, verbose = 0, status;
 
 	convert_opts_init(&o);
+	/* Hashing the whole file costs as much as converting a stored
+	 * archive; the CLI does it when asked (every tensor's SHA-256 is in
+	 * the report either way). */
+	o.file_digest = 0;
 	while ((c = getopt_long(argc, argv, "hs:o:qv", opts, NULL)) != -1) {
 		if ((rc = limit_option(c, &o.limits)) != 0) {
 			if (rc < 0)
@@ -356,6 +367,20 @@ cmd_convert(int argc, char **argv)
 			break;
 		case OPT_DRY_RUN:
 			o.dry_run = 1;
+			break;
+		case OPT_THREADS: {
+			uint64_t t;
+
+			if (parse_u64("threads", optarg, &t) != 0 || t > 64) {
+				fprintf(stderr, "%s: --threads takes 1 to 64\n",
+				    progname);
+				return EXIT_INPUT;
+			}
+			o.threads = (int)t;
+			break;
+		}
+		case OPT_CHECKSUM:
+			o.file_digest = 1;
 			break;
 		case 'q':
 			quiet = 1;

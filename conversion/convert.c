@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "convert.h"
@@ -32,6 +33,7 @@
 #include "preset.h"
 #include "sha256.h"
 #include "spec.h"
+#include "stream.h"
 #include "xform.h"
 
 static mode_t convert_mask = 022;
@@ -66,11 +68,46 @@ convert_umask(void)
 	return convert_mask;
 }
 
+/*
+ * WB_TRACE=1 in the environment prints how long each phase took, for
+ * performance work (bench/); it costs nothing when unset.
+ */
+static void
+convert_trace(const char *phase)
+{
+	static __thread double last;
+	static int on = -1;
+	struct timespec ts;
+	double now;
+
+	if (on < 0)
+		on = getenv("WB_TRACE") != NULL;
+	if (!on)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	if (phase != NULL && last > 0) {
+		FILE *f = fopen("/proc/self/status", "re");
+		char line[128], rss[160] = "";
+
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+			if (strncmp(line, "VmRSS:", 6) == 0)
+				snprintf(rss, sizeof(rss), "%s", line + 6);
+		if (f != NULL)
+			fclose(f);
+		rss[strcspn(rss, "\n")] = '\0';
+		fprintf(stderr, "trace: %-8s %8.3f s  rss%s\n", phase,
+		    now - last, rss);
+	}
+	last = now;
+}
+
 void
 convert_opts_init(struct convert_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	npz_limits_default(&o->limits);
+	o->file_digest = 1;
 }
 
 /* A minimal failed report for errors before planning. */
@@ -114,238 +151,6 @@ convert_totals(json_t *report, const struct plan *p, uint64_t written)
 	    (json_int_t)json_array_size(json_object_get(report, "problems")),
 	    "warnings",
 	    (json_int_t)json_array_size(json_object_get(report, "warnings"))));
-}
-
-static json_t *
-convert_stats(const float *d, uint64_t n)
-{
-	double sum = 0, sq = 0, mn = INFINITY, mx = -INFINITY, mean, var;
-	uint64_t i, nan = 0, inf = 0, fin = 0;
-
-	for (i = 0; i < n; i++) {
-		double v = d[i];
-
-		if (isnan(v)) {
-			nan++;
-			continue;
-		}
-		if (isinf(v)) {
-			inf++;
-			continue;
-		}
-		fin++;
-		sum += v;
-		sq += v * v;
-		if (v < mn)
-			mn = v;
-		if (v > mx)
-			mx = v;
-	}
-	mean = fin ? sum / (double)fin : 0;
-	var = fin ? sq / (double)fin - mean * mean : 0;
-	if (var < 0)
-		var = 0;
-	if (fin == 0)
-		mn = mx = 0;
-	return json_pack("{s:f, s:f, s:f, s:f, s:I, s:I}", "min", mn, "max",
-	    mx, "mean", mean, "std", sqrt(var), "nan", (json_int_t)nan, "inf",
-	    (json_int_t)inf);
-}
-
-/* Everything the streaming pass needs, freed in one place. */
-struct convert_run {
-	struct plan	*p;
-	struct kh5_writer *w;
-	uint8_t		(*sha)[SHA256_LEN];	/* per weight, layout order */
-	size_t		*wbase;		/* per layer: first weight number */
-	size_t		*cons;		/* consumers, grouped by entry */
-	size_t		*cons_off;	/* per entry: start in cons (n+1) */
-	float		**held;		/* per entry: decoded data kept */
-	uint32_t	*left;		/* per entry: consumers not done */
-	uint8_t		*done;		/* per weight */
-	float		*cur;		/* the current tensor, decoded */
-	size_t		 cur_cap;
-	void		*raw;
-	size_t		 raw_cap;
-	struct xf_scratch scratch;
-	uint64_t	 written;
-};
-
-static int
-convert_grow(void **buf, size_t *cap, size_t want, struct wb_err *err)
-{
-	void *p;
-
-	if (want <= *cap)
-		return 0;
-	free(*buf);
-	*buf = NULL;
-	*cap = 0;
-	if ((p = malloc(want ? want : 1)) == NULL)
-		return wb_err_set(err, WB_E_NOMEM, "out of memory allocating "
-		    "%zu bytes", want);
-	*buf = p;
-	*cap = want;
-	return 0;
-}
-
-/* Index consumers: for each entry, the weights (global numbers) reading it. */
-static int
-convert_consumers(struct convert_run *r, struct wb_err *err)
-{
-	const struct plan *p = r->p;
-	size_t n = p->ix->n, i, j, k = 0, total = 0, *fill = NULL;
-	int s, rc = 0;
-
-	r->wbase = calloc(p->nlayers + 1, sizeof(*r->wbase));
-	r->cons_off = calloc(n + 1, sizeof(*r->cons_off));
-	r->held = calloc(n ? n : 1, sizeof(*r->held));
-	r->left = calloc(n ? n : 1, sizeof(*r->left));
-	fill = calloc(n ? n : 1, sizeof(*fill));
-	if (!r->wbase || !r->cons_off || !r->held || !r->left || !fill) {
-		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
-		goto out;
-	}
-	for (i = 0; i < p->nlayers; i++) {
-		r->wbase[i] = k;
-		for (j = 0; j < p->l[i].nw; j++, k++)
-			for (s = 0; s < p->l[i].w[j].nsrc; s++) {
-				r->cons_off[p->l[i].w[j].src[s] + 1]++;
-				total++;
-			}
-	}
-	r->wbase[p->nlayers] = k;
-	for (i = 0; i < n; i++)
-		r->cons_off[i + 1] += r->cons_off[i];
-	r->cons = calloc(total ? total : 1, sizeof(*r->cons));
-	r->done = calloc(k ? k : 1, 1);
-	r->sha = calloc(k ? k : 1, sizeof(*r->sha));
-	if (!r->cons || !r->done || !r->sha) {
-		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
-		goto out;
-	}
-	for (i = 0, k = 0; i < p->nlayers; i++)
-		for (j = 0; j < p->l[i].nw; j++, k++)
-			for (s = 0; s < p->l[i].w[j].nsrc; s++) {
-				size_t e = (size_t)p->l[i].w[j].src[s];
-
-				r->cons[r->cons_off[e] + fill[e]++] = k;
-				r->left[e]++;
-			}
-out:
-	free(fill);
-	return rc;
-}
-
-static struct plan_weight *
-convert_weight(struct convert_run *r, size_t k, size_t *layer, size_t *wi)
-{
-	size_t lo = 0, hi = r->p->nlayers;
-
-	/* wbase is sorted: binary search the layer holding weight k. */
-	while (hi - lo > 1) {
-		size_t mid = (lo + hi) / 2;
-
-		if (r->wbase[mid] <= k)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	*layer = lo;
-	*wi = k - r->wbase[lo];
-	return &r->p->l[lo].w[*wi];
-}
-
-/* All sources of weight k available?  Then transform, hash and write. */
-static int
-convert_emit(struct convert_run *r, size_t k, size_t cur_entry,
-    struct wb_err *err)
-{
-	size_t li, wi;
-	struct plan_weight *pw = convert_weight(r, k, &li, &wi);
-	float *src[XF_MAX_SOURCES];
-	const float *res;
-	struct xf_shape out;
-	char hex[SHA256_HEXLEN + 1];
-	uint64_t n;
-	int s, rc;
-
-	for (s = 0; s < pw->nsrc; s++) {
-		size_t e = (size_t)pw->src[s];
-
-		if (e == cur_entry)
-			src[s] = r->held[e] ? r->held[e] : r->cur;
-		else if (r->held[e] != NULL)
-			src[s] = r->held[e];
-		else
-			return 0;	/* a later tensor completes it */
-	}
-	if ((rc = xf_apply(&pw->recipe, pw->in, src, pw->nsrc, &r->scratch,
-	    &res, &out, err)) != 0)
-		return rc;
-	n = xf_count(&out);
-	if (sha256_buf(res, n * sizeof(float), r->sha[k]) != 0)
-		return wb_err_set(err, WB_E_INTERNAL, "SHA-256 failed");
-	if ((rc = kh5_write(r->w, li, wi, res, err)) != 0)
-		return rc;
-	sha256_hex(r->sha[k], hex);
-	json_object_set_new(pw->jw, "stats", convert_stats(res, n));
-	json_object_set_new(pw->jw, "sha256", json_string(hex));
-	r->written += n * sizeof(float);
-	r->done[k] = 1;
-	for (s = 0; s < pw->nsrc; s++) {
-		size_t e = (size_t)pw->src[s];
-
-		if (--r->left[e] == 0 && r->held[e] != NULL) {
-			free(r->held[e]);
-			r->held[e] = NULL;
-		}
-	}
-	return 0;
-}
-
-/* Decode member data into r->cur; keep a copy if later weights need it. */
-static int
-convert_read(struct convert_run *r, struct npz_reader *rd, size_t e,
-    struct wb_err *err)
-{
-	const struct npz_entry *en = &r->p->ix->e[e];
-	const struct npy_header *h = &en->hdr;
-	size_t nbytes = (size_t)h->nbytes, i, need_keep = 0;
-	size_t fbytes = (size_t)h->nelem * sizeof(float);
-	int rc;
-
-	if ((uint64_t)nbytes != h->nbytes || h->nelem > SIZE_MAX / sizeof(float))
-		return wb_err_set(err, WB_E_LIMIT, "tensor '%s' is too large "
-		    "for this machine", en->key);
-	if ((rc = convert_grow((void **)&r->cur, &r->cur_cap, fbytes, err)))
-		return rc;
-	if (h->kind == NPY_FLOAT && h->itemsize == 4 && !h->big_endian &&
-	    (!h->fortran_order || h->ndim <= 1)) {
-		/* Already what we want: read straight into place. */
-		if ((rc = npz_reader_read(rd, r->cur, nbytes, err)) != 0)
-			return rc;
-	} else {
-		if ((rc = convert_grow(&r->raw, &r->raw_cap, nbytes, err)) != 0)
-			return rc;
-		if ((rc = npz_reader_read(rd, r->raw, nbytes, err)) != 0)
-			return rc;
-		npy_to_f32(h, r->raw, r->cur);
-	}
-	/* Keep it if any consumer needs another, not-yet-seen source. */
-	for (i = r->cons_off[e]; i < r->cons_off[e + 1]; i++) {
-		size_t li, wi;
-		struct plan_weight *pw = convert_weight(r, r->cons[i], &li, &wi);
-
-		if (pw->nsrc > 1)
-			need_keep = 1;
-	}
-	if (need_keep) {
-		if ((r->held[e] = malloc(fbytes ? fbytes : 1)) == NULL)
-			return wb_err_set(err, WB_E_NOMEM, "out of memory");
-		memcpy(r->held[e], r->cur, fbytes);
-	}
-	return 0;
 }
 
 static int
@@ -409,100 +214,49 @@ out:
 	return rc;
 }
 
-/* The streaming pass: archive order in, weights out. */
-static int
-convert_stream(struct convert_run *r, const struct convert_opts *o,
-    struct wb_err *err)
-{
-	const struct plan *p = r->p;
-	struct npz_reader *rd = NULL;
-	uint64_t done_t = 0, done_b = 0, total_b = 0, total_t = 0;
-	size_t e, i, nweights = r->wbase[p->nlayers];
-	int rc, more;
-
-	for (e = 0; e < p->ix->n; e++)
-		if (p->uses[e] > 0) {
-			total_t++;
-			total_b += p->ix->e[e].hdr.nbytes;
-		}
-	if ((rc = npz_reader_open(o->npz_path, p->ix, &o->limits, &rd, err)))
-		goto out;
-	while ((more = npz_reader_next(rd, &e, err)) == 1) {
-		if (p->uses[e] == 0)
-			continue;	/* the reader skips unread data */
-		if (o->progress != NULL && o->progress(o->progress_arg, done_t,
-		    total_t, done_b, total_b) != 0) {
-			rc = wb_err_set(err, WB_E_CANCELLED, "cancelled after "
-			    "%llu of %llu tensors", (unsigned long long)done_t,
-			    (unsigned long long)total_t);
-			goto out;
-		}
-		if ((rc = convert_read(r, rd, e, err)) != 0)
-			goto out;
-		for (i = r->cons_off[e]; i < r->cons_off[e + 1]; i++)
-			if (!r->done[r->cons[i]] &&
-			    (rc = convert_emit(r, r->cons[i], e, err)) != 0)
-				goto out;
-		done_t++;
-		done_b += p->ix->e[e].hdr.nbytes;
-	}
-	if (more < 0) {
-		rc = err->code ? err->code : WB_E_ARCHIVE;
-		goto out;
-	}
-	for (i = 0; i < nweights; i++)
-		if (!r->done[i]) {
-			size_t li, wi;
-
-			convert_weight(r, i, &li, &wi);
-			rc = wb_err_set(err, WB_E_ARCHIVE, "weight '%s' of layer "
-			    "'%s' was never written: its tensors were missing "
-			    "on the second read of the archive (did the file "
-			    "change?)", p->l[li].w[wi].name, p->l[li].name);
-			goto out;
-		}
-	if (o->progress != NULL)
-		o->progress(o->progress_arg, done_t, total_t, done_b, total_b);
-out:
-	npz_reader_close(rd);
-	return rc;
-}
-
+/* Per-weight results into the report, in layout order. */
 static void
-convert_run_free(struct convert_run *r)
+convert_fill_report(const struct plan *p, const struct stream_weight *out)
 {
-	size_t i;
+	char hex[SHA256_HEXLEN + 1];
+	size_t li, wi, k = 0;
 
-	if (r->held != NULL && r->p != NULL)
-		for (i = 0; i < r->p->ix->n; i++)
-			free(r->held[i]);
-	free(r->held);
-	free(r->sha);
-	free(r->wbase);
-	free(r->cons);
-	free(r->cons_off);
-	free(r->left);
-	free(r->done);
-	free(r->cur);
-	free(r->raw);
-	xf_scratch_free(&r->scratch);
+	for (li = 0; li < p->nlayers; li++)
+		for (wi = 0; wi < p->l[li].nw; wi++, k++) {
+			json_t *jw = p->l[li].w[wi].jw;
+
+			if (!out[k].done) {
+				if (strcmp(json_string_value(json_object_get(jw,
+				    "status")), "ok") == 0)
+					json_object_set_new(jw, "status",
+					    json_string("not written"));
+				continue;
+			}
+			sha256_hex(out[k].sha, hex);
+			json_object_set_new(jw, "stats",
+			    stream_stats_json(&out[k].st));
+			json_object_set_new(jw, "sha256", json_string(hex));
+		}
 }
 
 int
 convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 {
-	struct convert_run r;
 	struct npz_index *ix = NULL;
 	struct spec *spec = NULL;
+	struct plan *p = NULL;
+	struct kh5_writer *w = NULL;
 	struct kh5_layer *kl = NULL;
 	struct kh5_weight *kw = NULL;
 	struct kh5_meta meta;
+	struct stream_opts so;
+	struct stream_weight *out = NULL;
 	json_t *problems = json_array(), *rep = NULL;
 	char *tmp = NULL, *dircopy = NULL, hex[65];
-	uint64_t fsize = 0;
-	int rc, fd, tmp_live = 0;
+	uint64_t fsize = 0, written = 0, *crc = NULL;
+	size_t nweights = 0, li, k;
+	int rc, fd, tmp_live = 0, streamed = 0;
 
-	memset(&r, 0, sizeof(r));
 	*report = NULL;
 	if (o->npz_path == NULL || o->spec == NULL ||
 	    (o->out_path == NULL && !o->dry_run)) {
@@ -517,19 +271,22 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 	}
 	if ((rc = spec_parse((json_t *)o->spec, problems, &spec, err)) != 0)
 		goto out;
+	convert_trace(NULL);
 	if ((rc = npz_index_read(o->npz_path, &o->limits, &ix, err)) != 0)
 		goto out;
-	rc = plan_build(ix, spec, o->format, &r.p, err);
-	if (r.p != NULL) {
-		rep = plan_take_report(r.p);
+	convert_trace("index");
+	rc = plan_build(ix, spec, o->format, &p, err);
+	convert_trace("plan");
+	if (p != NULL) {
+		rep = plan_take_report(p);
 		json_object_set_new(rep, "source", json_pack("{s:s, s:I, s:I}",
 		    "file", o->npz_path, "tensors", (json_int_t)ix->n, "bytes",
 		    (json_int_t)ix->total_bytes));
+		/* The plan's weights point into rep; keep them together. */
+		p->report = rep;
 	}
 	if (rc != 0)
 		goto out;
-	/* The plan's weights point into rep; keep them alive together. */
-	r.p->report = rep;
 	if (o->dry_run)
 		goto done;
 
@@ -548,27 +305,61 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 	(void)fchmod(fd, 0666 & ~convert_umask());
 	close(fd);
 	tmp_live = 1;
-	if ((rc = convert_consumers(&r, err)) != 0 ||
-	    (rc = plan_layout(r.p, &kl, &kw, err)) != 0)
+	for (li = 0; li < p->nlayers; li++)
+		nweights += p->l[li].nw;
+	out = calloc(nweights + 1, sizeof(*out));
+	crc = calloc(nweights + 1, sizeof(*crc));
+	if (out == NULL || crc == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = plan_layout(p, &kl, &kw, err)) != 0)
 		goto out;
 	meta.keras_version = spec->keras_version;
 	meta.backend = spec->backend;
-	if ((rc = kh5_create(tmp, r.p->format, kl, r.p->nlayers, &meta, &r.w,
+	if ((rc = kh5_create(tmp, p->format, kl, p->nlayers, &meta, &w,
 	    err)) != 0)
 		goto out;
-	rc = convert_stream(&r, o, err);
-	if (kh5_close(r.w, err) != 0 && rc == 0)
+	convert_trace("create");
+	memset(&so, 0, sizeof(so));
+	so.npz_path = o->npz_path;
+	so.limits = &o->limits;
+	so.threads = o->threads;
+	so.progress = o->progress;
+	so.progress_arg = o->progress_arg;
+	rc = stream_run(p, w, &so, out, &written, err);
+	streamed = 1;
+	convert_trace("stream");
+	if (kh5_close(w, err) != 0 && rc == 0)
 		rc = err->code;
-	r.w = NULL;
+	w = NULL;
+	convert_trace("close");
 	if (rc != 0)
 		goto out;
-	if ((rc = kh5_verify(tmp, r.p->format, kl, r.p->nlayers,
-	    (const uint8_t (*)[32])r.sha, err)) != 0)
+	/* Re-read every byte written and check it against what we meant. */
+	for (k = 0; k < nweights; k++)
+		crc[k] = out[k].crc;
+	if ((rc = kh5_verify_crc64(tmp, p->format, kl, p->nlayers, crc,
+	    err)) != 0)
 		goto out;
+	convert_trace("verify");
 	if ((rc = convert_fsync_path(tmp, 0, err)) != 0)
 		goto out;
-	if ((rc = convert_file_digest(tmp, &fsize, hex, err)) != 0)
-		goto out;
+	convert_trace("fsync");
+	if (o->file_digest) {
+		if ((rc = convert_file_digest(tmp, &fsize, hex, err)) != 0)
+			goto out;
+		convert_trace("digest");
+	} else {
+		struct stat st;
+
+		if (stat(tmp, &st) != 0) {
+			rc = wb_err_set(err, WB_E_IO, "stat '%s': %s", tmp,
+			    strerror(errno));
+			goto out;
+		}
+		fsize = (uint64_t)st.st_size;
+	}
 	if (rename(tmp, o->out_path) != 0) {
 		rc = wb_err_set(err, WB_E_IO, "cannot rename '%s' to '%s': %s",
 		    tmp, o->out_path, strerror(errno));
@@ -581,48 +372,41 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 	}
 	if ((rc = convert_fsync_path(dirname(dircopy), 1, err)) != 0)
 		goto out;
-	json_object_set_new(rep, "result", json_pack("{s:s, s:I, s:s}",
-	    "format", r.p->format == KH5_KERAS3 ? "keras3" : "keras-h5",
-	    "bytes", (json_int_t)fsize, "sha256", hex));
+	json_object_set_new(rep, "result", json_pack("{s:s, s:I}", "format",
+	    p->format == KH5_KERAS3 ? "keras3" : "keras-h5", "bytes",
+	    (json_int_t)fsize));
+	if (o->file_digest)
+		json_object_set_new(json_object_get(rep, "result"), "sha256",
+		    json_string(hex));
 done:
 	json_object_set_new(rep, "status", json_string("ok"));
 	if (o->dry_run)
 		json_object_set_new(rep, "dry_run", json_true());
 out:
-	if (r.w != NULL)
-		kh5_close(r.w, NULL);
+	if (w != NULL)
+		kh5_close(w, NULL);
 	if (tmp_live)
 		unlink(tmp);
+	if (rep != NULL && streamed)
+		convert_fill_report(p, out);
 	if (rep == NULL && rc != 0)
 		rep = convert_fail_report(o->format ? o->format :
 		    spec ? spec->format : NULL, json_incref(problems), err);
 	else if (rep != NULL && rc != 0) {
-		size_t li, wi;
-
 		json_object_set_new(rep, "status", json_string("failed"));
-		/* Say which weights never reached the (removed) file. */
-		for (li = 0; r.p != NULL && li < r.p->nlayers; li++)
-			for (wi = 0; wi < r.p->l[li].nw; wi++) {
-				json_t *jw = r.p->l[li].w[wi].jw;
-
-				if (!o->dry_run && json_object_get(jw,
-				    "sha256") == NULL && strcmp(json_string_value(
-				    json_object_get(jw, "status")), "ok") == 0)
-					json_object_set_new(jw, "status",
-					    json_string("not written"));
-			}
 		if (json_array_size(json_object_get(rep, "problems")) == 0)
 			json_array_append_new(json_object_get(rep, "problems"),
 			    json_pack("{s:s, s:s}", "code",
 			    wb_err_name(err->code), "message", err->msg));
 	}
-	if (rep != NULL && r.p != NULL)
-		convert_totals(rep, r.p, r.written);
-	if (r.p != NULL)
-		r.p->report = NULL;	/* rep is handed to the caller */
+	if (rep != NULL && p != NULL)
+		convert_totals(rep, p, written);
+	if (p != NULL)
+		p->report = NULL;	/* rep is handed to the caller */
 	*report = rep;
-	convert_run_free(&r);
-	plan_free(r.p);
+	plan_free(p);
+	free(out);
+	free(crc);
 	free(kl);
 	free(kw);
 	free(tmp);
@@ -758,7 +542,8 @@ convert_template(const char *npz_path, const struct npz_limits *lim,
 			/* The parameter is what follows "prefix." */
 			params[n] = plen > 0 && strlen(k) > plen ? k + plen + 1 :
 			    k;
-			shapes[n].ndim = ix->e[e].hdr.ndim;
+			shapes[n].ndim = ix->e[e].hdr.ndim <= XF_MAX_DIMS ?
+			    ix->e[e].hdr.ndim : -1;
 			memcpy(shapes[n].d, ix->e[e].hdr.shape,
 			    sizeof(shapes[n].d));
 			n++;

@@ -18,8 +18,9 @@
 #include "wb_err.h"
 
 /*
- * Called between tensors.  Return non-zero to cancel: the conversion then
- * stops with WB_E_CANCELLED and leaves no output file.
+ * Called between tensors (from the converter's worker threads, never two
+ * at once).  Return non-zero to cancel: the conversion then stops with
+ * WB_E_CANCELLED and leaves no output file.
  */
 typedef int (*convert_progress_fn)(void *arg, uint64_t tensors_done,
     uint64_t tensors_total, uint64_t bytes_done, uint64_t bytes_total);
@@ -31,8 +32,12 @@ struct convert_opts {
 	const char	*format;	/* "keras-h5" | "keras3"; NULL = the spec's target.format */
 	int		 dry_run;	/* plan and check only; write nothing */
 	struct npz_limits limits;
-	convert_progress_fn progress;	/* may be NULL */
+	convert_progress_fn progress;	/* may be NULL; called from one
+					   thread at a time, any thread */
 	void		*progress_arg;
+	int		 threads;	/* worker threads; 0 = one per CPU */
+	int		 file_digest;	/* SHA-256 of the whole file in the
+					   report's result (default on) */
 };
 
 void	convert_opts_init(struct convert_opts *o);

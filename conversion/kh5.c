@@ -34,6 +34,8 @@
 #include "kh5.h"
 #include "sha256.h"
 
+#include <isa-l/crc64.h>
+
 #define KH5_DEF_BACKEND		"tensorflow"
 #define KH5_DEF_VERSION		"2.15.0"
 #define KH5_REASON_MAX		200	/* bytes of HDF5's own message we keep */
@@ -614,10 +616,45 @@ kh5_dataset(struct kh5_writer *w, size_t k, hid_t g, const char *lname,
 		    KH5_SHOW, lname, KH5_SHOW, wt->path);
 		goto out;
 	}
+	/*
+	 * An open dataset costs kilobytes of library state; with tens of
+	 * thousands of small tensors that is hundreds of megabytes.  Close it
+	 * now (its space is allocated) and reopen it when it is written.
+	 */
+	if (H5Dclose(ds->id) < 0) {
+		ds->id = H5I_INVALID_HID;
+		rc = KH5_FAIL(err, WB_E_OUTPUT,
+		    "layer '%.*s' weight '%.*s': cannot close the dataset",
+		    KH5_SHOW, lname, KH5_SHOW, wt->path);
+		goto out;
+	}
+	ds->id = H5I_INVALID_HID;
 out:
 	if (space >= 0)
 		H5Sclose(space);
 	return rc;
+}
+
+/*
+ * Bound the metadata cache.  Its default grows to hold every object
+ * header touched, which for tens of thousands of small tensors is a few
+ * hundred megabytes; we visit each object once or twice, so a small cache
+ * costs nothing in speed.
+ */
+static herr_t
+kh5_small_cache(hid_t fapl)
+{
+	H5AC_cache_config_t c;
+
+	memset(&c, 0, sizeof(c));
+	c.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+	if (H5Pget_mdc_config(fapl, &c) < 0)
+		return -1;
+	c.set_initial_size = 1;
+	c.initial_size = 2 << 20;
+	c.min_size = 1 << 20;
+	c.max_size = 8 << 20;
+	return H5Pset_mdc_config(fapl, &c);
 }
 
 static int
@@ -669,16 +706,23 @@ kh5_create_locked(const char *path, enum kh5_format fmt,
 	 * Timestamps off: identical input, identical bytes (datasets would
 	 * carry them otherwise; version-1 group headers never do, so the
 	 * intermediate groups lcpl creates for "conv1/kernel:0" are fine).
+	 * Space is allocated when each dataset is created, in layout order,
+	 * so the file's bytes do not depend on the order tensors are
+	 * written in (the converter writes from several threads); nothing
+	 * is pre-filled, since every byte is written exactly once.
 	 */
 	if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
 	    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+	    kh5_small_cache(fapl) < 0 ||
 	    (lcpl = H5Pcreate(H5P_LINK_CREATE)) < 0 ||
 	    H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
 	    (gcpl = H5Pcreate(H5P_GROUP_CREATE)) < 0 ||
 	    H5Pset_obj_track_times(gcpl, 0) < 0 ||
 	    (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
 	    H5Pset_obj_track_times(dcpl, 0) < 0 ||
-	    H5Pset_layout(dcpl, H5D_CONTIGUOUS) < 0) {
+	    H5Pset_layout(dcpl, H5D_CONTIGUOUS) < 0 ||
+	    H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) < 0 ||
+	    H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0) {
 		rc = KH5_FAIL(err, WB_E_OUTPUT,
 		    "cannot set up HDF5 property lists");
 		goto out;
@@ -778,6 +822,41 @@ kh5_create(const char *path, enum kh5_format fmt,
 }
 
 /* Find dataset (layer, weight) of w or set err. */
+/* Open a dataset for writing (once), by its path from the file root. */
+static int
+kh5_ds_open(struct kh5_writer *w, struct kh5_dset *ds, struct wb_err *err)
+{
+	char *full;
+	int rc = 0;
+
+	if (ds->id >= 0)
+		return 0;
+	if ((full = kh5_join(ds->layer, ds->path)) == NULL)
+		return wb_err_set(err, WB_E_NOMEM, "kh5: out of memory");
+	if ((ds->id = H5Dopen2(w->file, full, H5P_DEFAULT)) < 0)
+		rc = KH5_FAIL(err, WB_E_OUTPUT, "layer '%.*s' weight '%.*s': "
+		    "cannot open the dataset", KH5_SHOW, ds->layer, KH5_SHOW,
+		    ds->path);
+	free(full);
+	return rc;
+}
+
+/* Close it once every row is written. */
+static int
+kh5_ds_done(struct kh5_dset *ds, struct wb_err *err)
+{
+	hid_t id = ds->id;
+
+	if (ds->rows_done < ds->rows || id < 0)
+		return 0;
+	ds->id = H5I_INVALID_HID;
+	if (H5Dclose(id) < 0)
+		return KH5_FAIL(err, WB_E_OUTPUT, "layer '%.*s' weight '%.*s': "
+		    "closing the dataset failed", KH5_SHOW, ds->layer,
+		    KH5_SHOW, ds->path);
+	return 0;
+}
+
 static struct kh5_dset *
 kh5_lookup(struct kh5_writer *w, size_t layer, size_t weight,
     struct wb_err *err)
@@ -814,6 +893,8 @@ kh5_write(struct kh5_writer *w, size_t layer, size_t weight,
 		    ds->layer, KH5_SHOW, ds->path);
 		goto out;
 	}
+	if ((rc = kh5_ds_open(w, ds, err)) != 0)
+		goto out;
 	/* HDF5 wants a buffer even when a zero-size tensor selects nothing. */
 	if (H5Dwrite(ds->id, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
 	    data != NULL ? data : &none) < 0) {
@@ -823,6 +904,7 @@ kh5_write(struct kh5_writer *w, size_t layer, size_t weight,
 		goto out;
 	}
 	ds->rows_done = ds->rows;
+	rc = kh5_ds_done(ds, err);
 out:
 	kh5_leave();
 	return rc;
@@ -869,6 +951,8 @@ kh5_write_rows(struct kh5_writer *w, size_t layer, size_t weight,
 		count[d] = ds->dims[d];
 	}
 	mdim = nrows * ds->row_elems;	/* <= nelem, which fits */
+	if ((rc = kh5_ds_open(w, ds, err)) != 0)
+		goto out;
 	if ((fspace = H5Dget_space(ds->id)) < 0 ||
 	    H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count,
 	    NULL) < 0 ||
@@ -885,6 +969,7 @@ done:
 	ds->rows_done += nrows;
 	if (ds->rows_done > ds->rows)
 		ds->rows_done = ds->rows;
+	rc = kh5_ds_done(ds, err);
 out:
 	if (mspace >= 0)
 		H5Sclose(mspace);
@@ -1060,9 +1145,27 @@ out:
  * Hash dataset d (dims/ndim already checked) in C order, reading slabs of at
  * most KH5_VERIFY_BLOCK bytes.
  */
+/* Verification digests: SHA-256, or the much cheaper CRC-64. */
+struct kh5_digest {
+	int		 crc;		/* 1: crc64 below; 0: SHA-256 */
+	uint64_t	 crc64;
+	uint8_t		 sha[SHA256_LEN];
+};
+
+static int
+kh5_digest_update(struct sha256_ctx *ctx, struct kh5_digest *dg,
+    const void *buf, size_t len)
+{
+	if (dg->crc) {
+		dg->crc64 = crc64_ecma_refl(dg->crc64, buf, (uint64_t)len);
+		return 0;
+	}
+	return sha256_update(ctx, buf, len);
+}
+
 static int
 kh5_hash_dataset(hid_t d, int ndim, const hsize_t *dims, const char *full,
-    uint8_t digest[SHA256_LEN], struct wb_err *err)
+    struct kh5_digest *dg, struct wb_err *err)
 {
 	struct sha256_ctx *ctx = NULL;
 	hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
@@ -1072,7 +1175,8 @@ kh5_hash_dataset(hid_t d, int ndim, const hsize_t *dims, const char *full,
 	float *buf = NULL;
 	int a, k, rc = 0;
 
-	if (sha256_new(&ctx) != 0) {
+	dg->crc64 = 0;
+	if (!dg->crc && sha256_new(&ctx) != 0) {
 		rc = wb_err_set(err, WB_E_NOMEM, "verify: hashing '%.*s'",
 		    KH5_SHOW, full);
 		goto out;
@@ -1091,7 +1195,7 @@ kh5_hash_dataset(hid_t d, int ndim, const hsize_t *dims, const char *full,
 			    full);
 			goto out;
 		}
-		if (sha256_update(ctx, &v, sizeof(v)) != 0) {
+		if (kh5_digest_update(ctx, dg, &v, sizeof(v)) != 0) {
 			rc = wb_err_set(err, WB_E_INTERNAL,
 			    "verify: hashing '%.*s'", KH5_SHOW, full);
 			goto out;
@@ -1144,8 +1248,8 @@ kh5_hash_dataset(hid_t d, int ndim, const hsize_t *dims, const char *full,
 				    KH5_SHOW, full);
 				goto out;
 			}
-			if (sha256_update(ctx, buf, mdim * sizeof(float))
-			    != 0) {
+			if (kh5_digest_update(ctx, dg, buf,
+			    mdim * sizeof(float)) != 0) {
 				rc = wb_err_set(err, WB_E_INTERNAL,
 				    "verify: hashing '%.*s'", KH5_SHOW, full);
 				goto out;
@@ -1161,7 +1265,7 @@ kh5_hash_dataset(hid_t d, int ndim, const hsize_t *dims, const char *full,
 			break;
 	}
 final:
-	if (sha256_final(ctx, digest) != 0)
+	if (!dg->crc && sha256_final(ctx, dg->sha) != 0)
 		rc = wb_err_set(err, WB_E_INTERNAL, "verify: hashing '%.*s'",
 		    KH5_SHOW, full);
 out:
@@ -1177,12 +1281,12 @@ out:
 /* Check one dataset's type, shape and digest. */
 static int
 kh5_verify_dataset(hid_t file, const char *lname, const struct kh5_weight *wt,
-    const uint8_t want[SHA256_LEN], struct wb_err *err)
+    const uint8_t *want_sha, uint64_t want_crc, struct wb_err *err)
 {
 	hid_t d = H5I_INVALID_HID, type = H5I_INVALID_HID;
 	hid_t space = H5I_INVALID_HID;
 	hsize_t dims[KH5_MAX_DIMS];
-	uint8_t got[SHA256_LEN];
+	struct kh5_digest got = { want_sha == NULL, 0, { 0 } };
 	char *full = NULL, hg[SHA256_HEXLEN + 1], hw[SHA256_HEXLEN + 1];
 	int d_ndim, k, rc = 0;
 
@@ -1230,11 +1334,19 @@ kh5_verify_dataset(hid_t file, const char *lname, const struct kh5_weight *wt,
 			    (unsigned long long)wt->shape[k]);
 			goto out;
 		}
-	if ((rc = kh5_hash_dataset(d, wt->ndim, dims, full, got, err)) != 0)
+	if ((rc = kh5_hash_dataset(d, wt->ndim, dims, full, &got, err)) != 0)
 		goto out;
-	if (memcmp(got, want, SHA256_LEN) != 0) {
-		sha256_hex(got, hg);
-		sha256_hex(want, hw);
+	if (want_sha == NULL && got.crc64 != want_crc) {
+		rc = wb_err_set(err, WB_E_OUTPUT,
+		    "verify: dataset '%.*s' CRC-64 is %016llx, expected "
+		    "%016llx: the file does not hold what was written",
+		    KH5_SHOW, full, (unsigned long long)got.crc64,
+		    (unsigned long long)want_crc);
+		goto out;
+	}
+	if (want_sha != NULL && memcmp(got.sha, want_sha, SHA256_LEN) != 0) {
+		sha256_hex(got.sha, hg);
+		sha256_hex(want_sha, hw);
 		rc = wb_err_set(err, WB_E_OUTPUT,
 		    "verify: dataset '%.*s' SHA-256 is %.16s..., expected "
 		    "%.16s...", KH5_SHOW, full, hg, hw);
@@ -1254,7 +1366,7 @@ out:
 static int
 kh5_verify_locked(const char *path, enum kh5_format fmt,
     const struct kh5_layer *layers, size_t nlayers,
-    const uint8_t (*sha)[32], struct wb_err *err)
+    const uint8_t (*sha)[32], const uint64_t *crc, struct wb_err *err)
 {
 	hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID;
 	hid_t g = H5I_INVALID_HID;
@@ -1269,7 +1381,7 @@ kh5_verify_locked(const char *path, enum kh5_format fmt,
 	}
 	if ((rc = kh5_check_layers(layers, nlayers, &total, err)) != 0)
 		goto out;
-	if (total > 0 && sha == NULL) {
+	if (total > 0 && sha == NULL && crc == NULL) {
 		rc = wb_err_set(err, WB_E_INTERNAL, "kh5: no digests given");
 		goto out;
 	}
@@ -1282,7 +1394,8 @@ kh5_verify_locked(const char *path, enum kh5_format fmt,
 		goto out;
 	}
 	if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
-	    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
+	    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+	    kh5_small_cache(fapl) < 0) {
 		rc = KH5_FAIL(err, WB_E_OUTPUT,
 		    "cannot set up HDF5 property lists");
 		goto out;
@@ -1332,7 +1445,8 @@ kh5_verify_locked(const char *path, enum kh5_format fmt,
 		g = H5I_INVALID_HID;
 		for (j = 0; j < layers[i].nweights; j++, k++)
 			if ((rc = kh5_verify_dataset(file, layers[i].name,
-			    &layers[i].w[j], sha[k], err)) != 0)
+			    &layers[i].w[j], sha ? sha[k] : NULL,
+			    crc ? crc[k] : 0, err)) != 0)
 				goto out;
 	}
 	if (H5Fclose(file) < 0) {
@@ -1362,9 +1476,29 @@ kh5_verify(const char *path, enum kh5_format fmt,
 
 	if ((rc = kh5_enter(err)) != 0)
 		return rc;
-	rc = kh5_verify_locked(path, fmt, layers, nlayers, sha, err);
+	rc = kh5_verify_locked(path, fmt, layers, nlayers, sha, NULL, err);
 	kh5_leave();
 	return rc;
+}
+
+int
+kh5_verify_crc64(const char *path, enum kh5_format fmt,
+    const struct kh5_layer *layers, size_t nlayers, const uint64_t *crc,
+    struct wb_err *err)
+{
+	int rc;
+
+	if ((rc = kh5_enter(err)) != 0)
+		return rc;
+	rc = kh5_verify_locked(path, fmt, layers, nlayers, NULL, crc, err);
+	kh5_leave();
+	return rc;
+}
+
+uint64_t
+kh5_crc64(uint64_t crc, const void *buf, size_t len)
+{
+	return crc64_ecma_refl(crc, buf, (uint64_t)len);
 }
 
 const char *

@@ -106,6 +106,17 @@ int	kh5_verify(const char *path, enum kh5_format fmt,
 	    const struct kh5_layer *layers, size_t nlayers,
 	    const uint8_t (*sha)[32], struct wb_err *err);
 
+/*
+ * The same check with a CRC-64 (ECMA-182, reflected) of each weight's
+ * float32 bytes instead of SHA-256: an order of magnitude cheaper, so the
+ * converter can afford to re-read every byte it wrote.  crc[k] counts
+ * weights across layers in order, computed with kh5_crc64(0, data, len).
+ */
+int	kh5_verify_crc64(const char *path, enum kh5_format fmt,
+	    const struct kh5_layer *layers, size_t nlayers,
+	    const uint64_t *crc, struct wb_err *err);
+uint64_t kh5_crc64(uint64_t crc, const void *buf, size_t len);
+
 /* Version string of the HDF5 library in use, e.g. "1.10.8". */
 const char *kh5_lib_version(void);
 

@@ -40,6 +40,9 @@
 
 #include "npz.h"
 
+#include <isa-l/crc.h>
+#include <isa-l/igzip_lib.h>
+
 #define NPZ_BLOCK		(1 << 20)	/* libarchive read size */
 #define NPZ_FIRST_READ		4096		/* covers numpy's headers */
 #define NPZ_RATIO_MIN_SIZE	(1ULL << 20)	/* ratio cap applies above */
@@ -63,6 +66,7 @@ struct npz_cd {
 	uint64_t	 comp;
 	uint64_t	 size;
 	uint64_t	 offset;
+	uint32_t	 crc;
 	size_t		 order;		/* position in the directory */
 };
 
@@ -517,6 +521,7 @@ npz_cd_read(int fd, uint64_t fsize, const char *path,
 		c->namelen = nl;
 		c->flags = npz_le16(p + 8);
 		c->method = npz_le16(p + 10);
+		c->crc = npz_le32(p + 16);
 		c->comp = npz_le32(p + 20);
 		c->size = npz_le32(p + 24);
 		c->offset = npz_le32(p + 42);
@@ -855,6 +860,9 @@ npz_index_read(const char *path, const struct npz_limits *lim,
 			if ((rc = npz_check_member(&m, lim, err)) != 0 ||
 			    (rc = npz_entry_add(p, &m, lim, err)) != 0)
 				goto out;
+			p->pub.e[p->pub.n - 1].offset = cd[k].offset;
+			p->pub.e[p->pub.n - 1].crc32 = cd[k].crc;
+			p->pub.e[p->pub.n - 1].located = 1;
 		}
 		if ((rc = npz_keys_sort(p, err)) != 0)
 			goto out;
@@ -1171,4 +1179,262 @@ npz_reader_close(struct npz_reader *r)
 		close(r->fd);
 	free(r->hbuf);
 	free(r);
+}
+
+/* ---- random access ------------------------------------------------------ */
+
+#define NPZ_INBUF	(1 << 20)	/* compressed bytes per pread */
+
+struct npz_cursor {
+	int		 fd;
+	const struct npz_index *ix;
+	struct npz_limits lim;
+	uint8_t		*in;		/* NPZ_INBUF */
+	uint8_t		*hbuf;		/* NPY_HEADER_MAX + 1 */
+	struct inflate_state st;
+};
+
+int
+npz_index_random_access(const struct npz_index *ix)
+{
+	size_t i;
+
+	if (ix == NULL || ix->file_size == 0)
+		return 0;
+	for (i = 0; i < ix->n; i++)
+		if (!ix->e[i].located)
+			return 0;
+	return 1;
+}
+
+int
+npz_cursor_open(const char *path, const struct npz_index *ix,
+    const struct npz_limits *lim, struct npz_cursor **out, struct wb_err *err)
+{
+	struct npz_cursor *c = NULL;
+	struct stat st;
+	int rc = 0;
+
+	*out = NULL;
+	if (!npz_index_random_access(ix))
+		return wb_err_set(err, WB_E_USAGE, "'%s': not indexed from a "
+		    "regular file", path);
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
+		goto out;
+	}
+	c->fd = -1;
+	c->ix = ix;
+	if (lim != NULL)
+		c->lim = *lim;
+	else
+		npz_limits_default(&c->lim);
+	if ((c->in = malloc(NPZ_INBUF)) == NULL ||
+	    (c->hbuf = malloc(NPY_HEADER_MAX + NPY_PREAMBLE_MAX + 1)) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = npz_open_fd(path, &c->fd, &st, err)) != 0)
+		goto out;
+	if ((uint64_t)st.st_size != ix->file_size) {
+		rc = wb_err_set(err, WB_E_ARCHIVE, "'%s' changed since it was "
+		    "indexed (%lld bytes, was %" PRIu64 ")", path,
+		    (long long)st.st_size, ix->file_size);
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+out:
+	npz_cursor_close(c);
+	return rc;
+}
+
+void
+npz_cursor_close(struct npz_cursor *c)
+{
+	if (c == NULL)
+		return;
+	if (c->fd != -1)
+		close(c->fd);
+	free(c->in);
+	free(c->hbuf);
+	free(c);
+}
+
+/*
+ * One inflate call, reading more compressed bytes first when isa-l has
+ * consumed what it had.  Returns 0 and sets *moved to whether any input
+ * was taken or output produced; *ended once the stream has finished and
+ * all its output is flushed (ISAL_BLOCK_FINISH).
+ */
+static int
+npz_inflate_step(struct npz_cursor *c, const struct npz_entry *e,
+    uint64_t *pos, uint64_t *left, int *ended, int *moved,
+    struct wb_err *err)
+{
+	struct inflate_state *st = &c->st;
+	uint32_t in0, out0;
+	int r, rc;
+
+	if (st->avail_in == 0 && *left > 0) {
+		size_t n = *left < NPZ_INBUF ? (size_t)*left : NPZ_INBUF;
+
+		if ((rc = npz_pread(c->fd, c->in, n, *pos, err)) != 0)
+			return rc;
+		*pos += n;
+		*left -= n;
+		st->next_in = c->in;
+		st->avail_in = (uint32_t)n;
+	}
+	in0 = st->avail_in;
+	out0 = st->avail_out;
+	r = isal_inflate(st);
+	if (r != ISAL_DECOMP_OK && r != ISAL_END_INPUT)
+		return wb_err_set(err, WB_E_ARCHIVE, "tensor '%s': corrupt "
+		    "deflate data (isa-l error %d)", e->key, r);
+	if (st->block_state == ISAL_BLOCK_FINISH)
+		*ended = 1;
+	*moved = st->avail_in != in0 || st->avail_out != out0;
+	return 0;
+}
+
+/* Inflate exactly len bytes into dst. */
+static int
+npz_inflate_into(struct npz_cursor *c, const struct npz_entry *e,
+    uint64_t *pos, uint64_t *left, uint8_t *dst, size_t len, int *ended,
+    struct wb_err *err)
+{
+	struct inflate_state *st = &c->st;
+	int rc, moved;
+
+	st->next_out = dst;
+	while (len > 0) {
+		uint32_t chunk = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+
+		st->avail_out = chunk;
+		while (st->avail_out > 0) {
+			if (*ended)
+				return wb_err_set(err, WB_E_NPY, "tensor '%s': "
+				    "member ends before the data its header "
+				    "declares", e->key);
+			if ((rc = npz_inflate_step(c, e, pos, left, ended,
+			    &moved, err)) != 0)
+				return rc;
+			if (!moved && st->avail_in == 0 && *left == 0)
+				return wb_err_set(err, WB_E_NPY, "tensor '%s': "
+				    "compressed data ends before the data its "
+				    "header declares", e->key);
+		}
+		len -= chunk;
+	}
+	return 0;
+}
+
+/* After the declared data, the stream must end with nothing more. */
+static int
+npz_inflate_end(struct npz_cursor *c, const struct npz_entry *e,
+    uint64_t *pos, uint64_t *left, int *ended, size_t len,
+    struct wb_err *err)
+{
+	uint8_t probe[1];
+	int rc, moved = 1;
+
+	c->st.next_out = probe;
+	c->st.avail_out = sizeof(probe);
+	while (!*ended && moved) {
+		if ((rc = npz_inflate_step(c, e, pos, left, ended, &moved,
+		    err)) != 0)
+			return rc;
+		if (c->st.avail_out == 0)
+			return wb_err_set(err, WB_E_NPY, "tensor '%s': member "
+			    "holds more than the %zu data bytes its header "
+			    "declares", e->key, len);
+	}
+	if (!*ended)
+		return wb_err_set(err, WB_E_NPY, "tensor '%s': compressed "
+		    "data is cut short", e->key);
+	return 0;
+}
+
+int
+npz_cursor_read(struct npz_cursor *c, size_t idx, void *buf, size_t len,
+    struct wb_err *err)
+{
+	const struct npz_entry *e;
+	struct npy_header h;
+	uint8_t lfh[NPZ_LFH_LEN], probe[64];
+	uint64_t pos, left;
+	size_t hlen, need;
+	uint32_t crc;
+	int rc, ended = 0;
+
+	if (idx >= c->ix->n)
+		return wb_err_set(err, WB_E_USAGE, "no member %zu", idx);
+	e = &c->ix->e[idx];
+	hlen = (size_t)e->hdr.data_offset;
+	if (len != e->hdr.nbytes || hlen > NPY_HEADER_MAX + NPY_PREAMBLE_MAX)
+		return wb_err_set(err, WB_E_USAGE, "tensor '%s': asked for %zu "
+		    "bytes, the tensor has %" PRIu64, e->key, len,
+		    e->hdr.nbytes);
+	if (e->size != hlen + len)
+		return wb_err_set(err, WB_E_NPY, "tensor '%s': header says %zu "
+		    "bytes of data, member holds %" PRIu64, e->key, len,
+		    e->size > hlen ? e->size - hlen : 0);
+	/* The local header must name the member the directory promised. */
+	if ((rc = npz_pread(c->fd, lfh, sizeof(lfh), e->offset, err)) != 0)
+		return rc;
+	if (memcmp(lfh, "PK\3\4", 4) != 0 || npz_le16(lfh + 26) !=
+	    strlen(e->name))
+		return wb_err_set(err, WB_E_ARCHIVE, "member '%s': bad local "
+		    "header at offset %" PRIu64, e->name, e->offset);
+	pos = e->offset + NPZ_LFH_LEN;
+	if ((rc = npz_pread(c->fd, probe, strlen(e->name) < sizeof(probe) ?
+	    strlen(e->name) : sizeof(probe), pos, err)) != 0)
+		return rc;
+	if (memcmp(probe, e->name, strlen(e->name) < sizeof(probe) ?
+	    strlen(e->name) : sizeof(probe)) != 0)
+		return wb_err_set(err, WB_E_ARCHIVE, "member '%s': its local "
+		    "header names another member", e->name);
+	pos += npz_le16(lfh + 26) + npz_le16(lfh + 28);
+	left = e->comp_size;
+	if (pos > c->ix->file_size || left > c->ix->file_size - pos)
+		return wb_err_set(err, WB_E_ARCHIVE, "member '%s': data runs "
+		    "past the end of the archive", e->name);
+
+	if (e->method == NPZ_STORED) {
+		if (left != e->size)
+			return wb_err_set(err, WB_E_ARCHIVE, "member '%s': "
+			    "stored, but its sizes differ", e->name);
+		if ((rc = npz_pread(c->fd, c->hbuf, hlen, pos, err)) != 0 ||
+		    (rc = npz_pread(c->fd, buf, len, pos + hlen, err)) != 0)
+			return rc;
+	} else {
+		isal_inflate_init(&c->st);
+		c->st.crc_flag = ISAL_DEFLATE;
+		if ((rc = npz_inflate_into(c, e, &pos, &left, c->hbuf, hlen,
+		    &ended, err)) != 0 ||
+		    (rc = npz_inflate_into(c, e, &pos, &left, buf, len, &ended,
+		    err)) != 0)
+			return rc;
+		/* Nothing may follow: the stream must end right here. */
+		if ((rc = npz_inflate_end(c, e, &pos, &left, &ended, len,
+		    err)) != 0)
+			return rc;
+	}
+	/* The header again: it must still be the one we planned with. */
+	if ((rc = npy_parse(c->hbuf, hlen, hlen, e->key, &h, &need, err)) != 0)
+		return rc;
+	if (h.data_offset != e->hdr.data_offset || h.ndim != e->hdr.ndim ||
+	    h.fortran_order != e->hdr.fortran_order ||
+	    strcmp(h.descr, e->hdr.descr) != 0 ||
+	    memcmp(h.shape, e->hdr.shape, sizeof(h.shape)) != 0)
+		return wb_err_set(err, WB_E_ARCHIVE, "tensor '%s': header "
+		    "changed since the archive was indexed", e->key);
+	crc = crc32_gzip_refl(0, c->hbuf, hlen);
+	crc = crc32_gzip_refl(crc, buf, len);
+	if (crc != e->crc32)
+		return wb_err_set(err, WB_E_ARCHIVE, "member '%s': CRC-32 is "
+		    "%08x, the directory says %08x: the archive is damaged",
+		    e->name, crc, e->crc32);
+	return 0;
 }

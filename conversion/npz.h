@@ -49,6 +49,9 @@ struct npz_entry {
 	enum npz_method	 method;
 	uint64_t	 comp_size;	/* 0 if the archive did not say */
 	uint64_t	 size;		/* uncompressed member size */
+	uint64_t	 offset;	/* of its local header (regular files) */
+	uint32_t	 crc32;		/* of the whole member, from the directory */
+	int		 located;	/* offset and crc32 are known */
 };
 
 /* Owned by the caller; free with npz_index_free(). */
@@ -93,5 +96,26 @@ int	npz_reader_next(struct npz_reader *r, size_t *idx, struct wb_err *err);
 int	npz_reader_read(struct npz_reader *r, void *buf, size_t len,
 	    struct wb_err *err);
 void	npz_reader_close(struct npz_reader *r);
+
+/*
+ * Random access, for the parallel converter: each thread opens its own
+ * cursor and reads any member by index, in any order.  Only for archives
+ * indexed from a regular file (every entry `located`).  A read checks the
+ * local header against the directory, the .npy header against the index,
+ * the exact data length, the caps, and the member's CRC-32; deflate
+ * members are inflated in a stream (isa-l), never whole in memory twice.
+ */
+struct npz_cursor;
+
+int	npz_cursor_open(const char *path, const struct npz_index *ix,
+	    const struct npz_limits *lim, struct npz_cursor **out,
+	    struct wb_err *err);
+/* Read member idx's data (exactly hdr.nbytes) into buf. */
+int	npz_cursor_read(struct npz_cursor *c, size_t idx, void *buf, size_t len,
+	    struct wb_err *err);
+void	npz_cursor_close(struct npz_cursor *c);
+
+/* 1 if every entry can be read through a cursor. */
+int	npz_index_random_access(const struct npz_index *ix);
 
 #endif

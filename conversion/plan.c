@@ -152,9 +152,14 @@ plan_shape_json(const struct xf_shape *s)
 	return a;
 }
 
+/* The shape of an entry; ndim -1 if it has more axes than a weight may. */
 static void
 plan_entry_shape(const struct npz_entry *e, struct xf_shape *s)
 {
+	if (e->hdr.ndim > XF_MAX_DIMS) {
+		s->ndim = -1;
+		return;
+	}
 	s->ndim = e->hdr.ndim;
 	memcpy(s->d, e->hdr.shape, (size_t)e->hdr.ndim * sizeof(s->d[0]));
 }
@@ -163,11 +168,14 @@ static json_t *
 plan_entry_json(const struct plan *p, long idx)
 {
 	const struct npz_entry *e = &p->ix->e[idx];
-	struct xf_shape s;
+	json_t *shape = json_array();
+	int i;
 
-	plan_entry_shape(e, &s);
-	return json_pack("{s:s, s:o, s:s}", "key", e->key, "shape",
-	    plan_shape_json(&s), "dtype", npy_dtype_name(&e->hdr));
+	for (i = 0; shape != NULL && i < e->hdr.ndim; i++)
+		json_array_append_new(shape, json_integer(
+		    (json_int_t)e->hdr.shape[i]));
+	return json_pack("{s:s, s:o, s:s}", "key", e->key, "shape", shape,
+	    "dtype", npy_dtype_name(&e->hdr));
 }
 
 static struct plan_layer *
@@ -231,6 +239,14 @@ plan_add_source(struct plan_ctx *w, struct plan_weight *pw, long idx)
 		return -1;
 	pw->src[pw->nsrc] = idx;
 	plan_entry_shape(&w->p->ix->e[idx], &pw->in[pw->nsrc]);
+	if (pw->in[pw->nsrc].ndim < 0) {
+		plan_problem(w->p, WB_E_MAPPING, NULL, pw->name,
+		    w->p->ix->e[idx].key, "tensor '%s' has %d axes; a weight "
+		    "has at most %d", w->p->ix->e[idx].key,
+		    w->p->ix->e[idx].hdr.ndim, XF_MAX_DIMS);
+		pw->in[pw->nsrc].ndim = 0;
+		pw->bad = 1;
+	}
 	pw->nsrc++;
 	w->p->uses[idx]++;
 	return 0;

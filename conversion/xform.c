@@ -317,18 +317,20 @@ xf_copy2d(const float *src, float *dst, uint64_t rows, uint64_t cols,
 	}
 }
 
-void
-xf_transpose(const float *src, float *dst, int ndim, const uint64_t *shape,
-    const int64_t *perm)
+/*
+ * Transpose with explicit input strides, so that a slab of the output's
+ * leading axis can be produced from the full input (xf_transpose_rows).
+ */
+static void
+xf_transpose_core(const float *src, float *dst, int ndim,
+    const uint64_t *shape, const uint64_t *instride, const int64_t *perm)
 {
-	uint64_t instride[XF_MAX_DIMS], od[XF_MAX_DIMS], os[XF_MAX_DIMS];
+	uint64_t od[XF_MAX_DIMS], os[XF_MAX_DIMS];
 	uint64_t idx[XF_MAX_DIMS], total = 1, outer, k, inner;
 	int i, m = 0;
 
-	for (i = ndim - 1; i >= 0; i--) {
-		instride[i] = total;
+	for (i = 0; i < ndim; i++)
 		total *= shape[i];
-	}
 	if (total == 0)
 		return;
 	/* Output axes with their input strides; drop size-1 axes, merge
@@ -371,6 +373,37 @@ xf_transpose(const float *src, float *dst, int ndim, const uint64_t *shape,
 			idx[i] = 0;
 		}
 	}
+}
+
+void
+xf_transpose(const float *src, float *dst, int ndim, const uint64_t *shape,
+    const int64_t *perm)
+{
+	uint64_t instride[XF_MAX_DIMS], total = 1;
+	int i;
+
+	for (i = ndim - 1; i >= 0; i--) {
+		instride[i] = total;
+		total *= shape[i];
+	}
+	xf_transpose_core(src, dst, ndim, shape, instride, perm);
+}
+
+void
+xf_transpose_rows(const float *src, float *dst, int ndim,
+    const uint64_t *shape, const int64_t *perm, uint64_t r0, uint64_t r1)
+{
+	uint64_t instride[XF_MAX_DIMS], part[XF_MAX_DIMS], total = 1;
+	int i;
+
+	for (i = ndim - 1; i >= 0; i--) {
+		instride[i] = total;
+		total *= shape[i];
+		part[i] = shape[i];
+	}
+	part[perm[0]] = r1 - r0;
+	xf_transpose_core(src + r0 * instride[perm[0]], dst, ndim, part,
+	    instride, perm);
 }
 
 static int

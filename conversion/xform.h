@@ -16,8 +16,9 @@
 #include "npy.h"
 #include "wb_err.h"
 
-#define XF_MAX_DIMS	NPY_MAX_DIMS
-#define XF_MAX_OPS	8
+/* Keras weights have at most 5 axes; 8 leaves room and keeps plans small. */
+#define XF_MAX_DIMS	8
+#define XF_MAX_OPS	6
 #define XF_MAX_SOURCES	4
 
 struct xf_shape {
@@ -91,6 +92,14 @@ void	xf_scratch_free(struct xf_scratch *s);
 /* N-d transpose of C-order src (shape in, perm p) into dst. */
 void	xf_transpose(const float *src, float *dst, int ndim,
 	    const uint64_t *shape, const int64_t *perm);
+
+/*
+ * Rows [r0, r1) of the output's leading axis (input axis perm[0]) of the
+ * same transpose, into dst: how large tensors are written in slabs.
+ */
+void	xf_transpose_rows(const float *src, float *dst, int ndim,
+	    const uint64_t *shape, const int64_t *perm, uint64_t r0,
+	    uint64_t r1);
 
 /* Human-readable recipe, e.g. "sum; transpose(2,3,1,0)" or "identity". */
 void	xf_describe(const struct xf_recipe *r, char *buf, size_t len);

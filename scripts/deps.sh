@@ -4,7 +4,8 @@
 set -eu
 
 pkgs="build-essential pkg-config libarchive-dev libhdf5-dev hdf5-tools
-libjansson-dev libmicrohttpd-dev libsystemd-dev libssl-dev python3-venv curl"
+libjansson-dev libmicrohttpd-dev libsystemd-dev libssl-dev libisal-dev
+python3-venv curl"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

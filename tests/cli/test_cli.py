@@ -1,6 +1,7 @@
 """The weightbridge CLI against real archives: bad input gives a specific
 message, exit 2 and no output file; good input converts; the report is
 golden; the HDF5 file is read back with h5py."""
+import hashlib
 import json
 import pathlib
 
@@ -198,6 +199,8 @@ def test_convert_reads_back(cli, tmp_path):
             "--quiet", check=0)
     rep = json.loads(p.stdout)
     assert rep["status"] == "ok" and rep["result"]["bytes"] > 0
+    # The file's own digest only when asked for (--checksum).
+    assert "sha256" not in rep["result"]
     assert rep["ignored"] == ["features.1.num_batches_tracked"]
     with h5py.File(out, "r") as f:
         assert [n.decode() for n in f.attrs["layer_names"]] == \
@@ -222,6 +225,14 @@ def test_convert_reads_back(cli, tmp_path):
         assert set(f["layers"].keys()) == {"conv2d", "batch_normalization",
                                            "dense"}
         assert f["layers/batch_normalization/vars/3"].shape == (4,)
+    q = cli("convert", npz, "--spec", s, "-o", tmp_path / "c.h5",
+            "--checksum", "--quiet", "--report", "-", "--threads", "1",
+            check=0)
+    r = json.loads(q.stdout)["result"]
+    assert r["sha256"] == hashlib.sha256(
+        (tmp_path / "c.h5").read_bytes()).hexdigest()
+    # one thread or several: the same bytes
+    assert (tmp_path / "c.h5").read_bytes() == out.read_bytes()
     # dry run writes nothing
     out4 = tmp_path / "dry.h5"
     cli("convert", npz, "--spec", s, "-o", out4, "--dry-run", check=0)

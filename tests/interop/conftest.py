@@ -92,7 +92,9 @@ class Weightbridge:
         """Write `spec` beside `out`, convert, return (process, report|None)."""
         spec_path = out.with_name(out.name.split(".")[0] + ".spec.json")
         spec_path.write_text(json.dumps(spec, indent=1))
-        args = ["convert", npz, "--spec", spec_path, "-o", out]
+        # --checksum: the report then carries the file's SHA-256, which
+        # every conversion here checks against the bytes on disk.
+        args = ["convert", npz, "--spec", spec_path, "-o", out, "--checksum"]
         if fmt:
             args += ["--format", fmt]
         if report is None:
