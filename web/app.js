@@ -9,7 +9,7 @@
 
 import { ApiError, getJson, getToken, postForm, request, setToken, setUnauthorizedHandler } from './api.js';
 import { checkJson } from './jsoncheck.js';
-import { filterRows, fmtBytes, fmtShape, h, renderReport } from './report.js';
+import { breakable, filterRows, fmtBytes, fmtShape, h, renderReport } from './report.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -63,10 +63,9 @@ function askToken(message) {
 setUnauthorizedHandler((err) => {
   const had = getToken();
   setToken('');
-  askToken({
-    title: had ? 'Token refused' : 'A token is needed',
-    detail: `${err.detail} Enter a token and try again.`,
-  });
+  askToken(had ?
+    { title: 'Token refused', detail: 'The server did not accept this token. Enter a valid one to go on.' } :
+    { title: 'A token is needed', detail: 'The server wants a bearer token for that. Enter one to go on.' });
 });
 
 $('auth-form').addEventListener('submit', (e) => {
@@ -117,7 +116,7 @@ function uploadMeter(bar, text) {
 
 function renderTensors(info) {
   const rows = (info.tensors || []).map((t) => h('tr', {},
-    h('td', { class: 'mono key' }, t.key),
+    h('td', { class: 'mono key' }, breakable(t.key)),
     h('td', { class: 'mono' }, t.dtype),
     h('td', { class: 'mono' }, fmtShape(t.shape)),
     h('td', { class: 'num' }, fmtBytes(t.bytes))));
@@ -509,11 +508,12 @@ function jobRow(job) {
       class: 'small', 'aria-label': `Download the weights of job ${job.id.slice(0, 8)}` }, 'Weights'));
   }
   return h('tr', { 'data-job': job.id },
-    h('td', {}, created ? h('time', { datetime: job.created_at }, created.toLocaleString()) : '—'),
-    h('td', { class: 'mono' }, (job.input && job.input.filename) || '—'),
-    h('td', {}, h('span', { class: `badge state-${job.state}` }, job.state)),
-    h('td', { class: 'mono' }, fmt),
-    h('td', { class: 'actions' }, actions));
+    h('td', { 'data-label': 'Created' },
+      created ? h('time', { datetime: job.created_at }, created.toLocaleString()) : '—'),
+    h('td', { class: 'mono', 'data-label': 'File' }, (job.input && job.input.filename) || '—'),
+    h('td', { 'data-label': 'State' }, h('span', { class: `badge state-${job.state}` }, job.state)),
+    h('td', { class: 'mono', 'data-label': 'Format' }, fmt),
+    h('td', { class: 'actions', 'data-label': 'Actions' }, actions));
 }
 
 async function loadJobs(more) {
@@ -533,10 +533,14 @@ async function loadJobs(more) {
     else tbody.replaceChildren(...rows);
     state.jobsNext = page.links && page.links.next ? page.links.next : null;
     $('jobs-more').hidden = !state.jobsNext;
-    status.textContent = tbody.rows.length === 0 ? 'No jobs yet.' : `${tbody.rows.length} jobs shown, newest first.`;
+    const n = tbody.rows.length;
+    $('jobs-table').hidden = n === 0;
+    status.textContent = n === 0 ? 'No jobs yet.' : `${n} ${n === 1 ? 'job' : 'jobs'}, newest first.`;
   } catch (err) {
     status.textContent = '';
-    showProblem($('jobs-error'), err);
+    // The token prompt says what a 401 means; the list just waits for it.
+    if (err.status === 401) status.textContent = 'Give a token to see the jobs.';
+    else showProblem($('jobs-error'), err);
   }
 }
 

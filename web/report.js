@@ -11,7 +11,7 @@ export function h(tag, attrs = {}, ...children) {
     else if (k.startsWith('data-')) el.dataset[k.slice(5)] = v;
     else el.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -29,6 +29,13 @@ export function fmtBytes(n) {
     u++;
   }
   return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[u]}`;
+}
+
+// A tensor key with a line-break opportunity after every dot, so long
+// keys wrap between their parts on narrow screens.
+export function breakable(key) {
+  const parts = String(key).split('.');
+  return parts.flatMap((p, i) => (i < parts.length - 1 ? [`${p}.`, document.createElement('wbr')] : [p]));
 }
 
 // The daemon's own notation, as in its messages: (3, 3, 3, 16).
@@ -98,17 +105,19 @@ function rowElement(r) {
   const st = statusOf(r.status);
   let target = fmtShape(r.shape);
   if (Array.isArray(r.expected) && !sameShape(r.shape, r.expected)) {
-    target = `${target} — Keras needs ${fmtShape(r.expected)}`;
+    target = Array.isArray(r.shape) ? `${target} — Keras needs ${fmtShape(r.expected)}` :
+      `not built — Keras needs ${fmtShape(r.expected)}`;
   }
   return h('tr', { class: st.cls, 'data-attention': st.attention ? '1' : '0' },
-    h('td', {}, h('span', { class: 'mono' }, r.layer),
+    h('td', { 'data-label': 'Layer' }, h('span', { class: 'mono' }, r.layer),
       r.type ? h('span', { class: 'sub' }, r.type + (r.inferred ? ' (inferred)' : '')) : null),
-    h('td', { class: 'mono' }, r.weight),
-    h('td', { class: 'mono key' }, r.keys.map((k, i) => [i > 0 ? h('br') : null, k])),
-    h('td', { class: 'mono' }, r.shapes.map((s, i) => [i > 0 ? h('br') : null, s])),
-    h('td', { class: 'mono' }, r.transform),
-    h('td', { class: 'mono' }, target),
-    h('td', {}, h('span', { class: `status ${st.cls}` }, r.status)));
+    h('td', { class: 'mono', 'data-label': 'Weight' }, r.weight),
+    h('td', { class: 'mono key', 'data-label': 'Source key' },
+      r.keys.map((k, i) => [i > 0 ? h('br') : null, breakable(k)])),
+    h('td', { class: 'mono', 'data-label': 'Source shape' }, r.shapes.map((s, i) => [i > 0 ? h('br') : null, s])),
+    h('td', { class: 'mono', 'data-label': 'Transform' }, r.transform.split('; ').map((s, i) => [i > 0 ? ['; ', h('wbr')] : null, s])),
+    h('td', { class: 'mono', 'data-label': 'Target shape' }, target),
+    h('td', { 'data-label': 'Status' }, h('span', { class: `status ${st.cls}` }, r.status)));
 }
 
 function attentionBlock(title, cls, items) {
