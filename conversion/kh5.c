@@ -23,11 +23,14 @@
  * tensor whose single row is larger than a slab is read in bounded pieces, in
  * C order, and hashed as one stream.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <hdf5.h>
 
@@ -49,9 +52,12 @@ struct kh5_dset {
 	uint64_t	 row_elems;	/* elements per leading-axis row */
 	uint64_t	 rows;		/* leading dimension (1 for a scalar) */
 	uint64_t	 rows_done;	/* rows written so far, capped at rows */
+	uint64_t	 addr;		/* file offset of its data, or KH5_NOADDR */
 	char		*layer;		/* for messages */
 	char		*path;
 };
+
+#define KH5_NOADDR	UINT64_MAX
 
 struct kh5_writer {
 	hid_t		 file;
@@ -61,6 +67,8 @@ struct kh5_writer {
 	size_t		*count;
 	size_t		 nds;
 	struct kh5_dset	*ds;
+	int		 rawfd;		/* for tensor bytes; see kh5_write() */
+	pthread_mutex_t	 mu;		/* rows_done */
 };
 
 /* A name the layout needs, for the conflict check in kh5_check_layers(). */
@@ -565,8 +573,12 @@ kh5_writer_free(struct kh5_writer *w, struct wb_err *err)
 		free(w->ds[k].layer);
 		free(w->ds[k].path);
 	}
+	if (w->rawfd >= 0 && close(w->rawfd) != 0 && rc == 0)
+		rc = wb_err_set(err, WB_E_IO, "closing the weight file: %s",
+		    strerror(errno));
 	if (w->file >= 0 && H5Fclose(w->file) < 0 && rc == 0)
 		rc = KH5_FAIL(err, WB_E_OUTPUT, "closing the weight file");
+	pthread_mutex_destroy(&w->mu);
 	free(w->ds);
 	free(w->first);
 	free(w->count);
@@ -615,6 +627,12 @@ kh5_dataset(struct kh5_writer *w, size_t k, hid_t g, const char *lname,
 		    "layer '%.*s' weight '%.*s': cannot create the dataset",
 		    KH5_SHOW, lname, KH5_SHOW, wt->path);
 		goto out;
+	}
+	/* Allocated at creation: its bytes have a fixed place in the file. */
+	{
+		haddr_t a = H5Dget_offset(ds->id);
+
+		ds->addr = a == HADDR_UNDEF ? KH5_NOADDR : (uint64_t)a;
 	}
 	/*
 	 * An open dataset costs kilobytes of library state; with tens of
@@ -684,7 +702,12 @@ kh5_create_locked(const char *path, enum kh5_format fmt,
 		if (layers[i].nweights > maxw)
 			maxw = layers[i].nweights;
 
-	if ((w = calloc(1, sizeof(*w))) == NULL ||
+	if ((w = calloc(1, sizeof(*w))) != NULL) {
+		w->file = H5I_INVALID_HID;
+		w->rawfd = -1;
+		pthread_mutex_init(&w->mu, NULL);
+	}
+	if (w == NULL ||
 	    (w->first = calloc(nlayers + 1, sizeof(*w->first))) == NULL ||
 	    (w->count = calloc(nlayers + 1, sizeof(*w->count))) == NULL ||
 	    (w->ds = calloc(total + 1, sizeof(*w->ds))) == NULL ||
@@ -731,6 +754,11 @@ kh5_create_locked(const char *path, enum kh5_format fmt,
 	    fapl)) < 0) {
 		rc = KH5_FAIL(err, WB_E_OUTPUT, "cannot create '%.*s'",
 		    KH5_SHOW, path);
+		goto out;
+	}
+	if ((w->rawfd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+		rc = wb_err_set(err, WB_E_IO, "cannot open '%.*s' for data: "
+		    "%s", KH5_SHOW, path, strerror(errno));
 		goto out;
 	}
 
@@ -822,6 +850,47 @@ kh5_create(const char *path, enum kh5_format fmt,
 }
 
 /* Find dataset (layer, weight) of w or set err. */
+/*
+ * Tensor bytes go straight to their place in the file with pwrite(2):
+ * every dataset is contiguous, unfiltered little-endian float32 whose
+ * space was allocated when it was created, so HDF5 has nothing to add,
+ * and writes from several threads need no library lock.  (On a big-endian
+ * host the bytes would need swapping; there HDF5 writes them.)
+ */
+static int
+kh5_pwrite(struct kh5_writer *w, const struct kh5_dset *ds, uint64_t off,
+    const void *data, uint64_t len, struct wb_err *err)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		size_t n = len > (1u << 30) ? (1u << 30) : (size_t)len;
+		ssize_t got = pwrite(w->rawfd, p, n, (off_t)off);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return wb_err_set(err, WB_E_IO, "layer '%.*s' weight "
+			    "'%.*s': writing the data failed: %s", KH5_SHOW,
+			    ds->layer, KH5_SHOW, ds->path,
+			    got < 0 ? strerror(errno) : "short write");
+		p += got;
+		off += (uint64_t)got;
+		len -= (uint64_t)got;
+	}
+	return 0;
+}
+
+static int
+kh5_raw_ok(const struct kh5_dset *ds)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return ds->addr != KH5_NOADDR;
+#else
+	return 0;
+#endif
+}
+
 /* Open a dataset for writing (once), by its path from the file root. */
 static int
 kh5_ds_open(struct kh5_writer *w, struct kh5_dset *ds, struct wb_err *err)
@@ -881,12 +950,19 @@ kh5_write(struct kh5_writer *w, size_t layer, size_t weight,
 	struct kh5_dset *ds;
 	int rc;
 
+	if ((ds = kh5_lookup(w, layer, weight, err)) == NULL)
+		return WB_E_INTERNAL;
+	if (data != NULL && kh5_raw_ok(ds)) {
+		if ((rc = kh5_pwrite(w, ds, ds->addr, data,
+		    ds->nelem * sizeof(float), err)) != 0)
+			return rc;
+		pthread_mutex_lock(&w->mu);
+		ds->rows_done = ds->rows;
+		pthread_mutex_unlock(&w->mu);
+		return 0;
+	}
 	if ((rc = kh5_enter(err)) != 0)
 		return rc;
-	if ((ds = kh5_lookup(w, layer, weight, err)) == NULL) {
-		rc = WB_E_INTERNAL;
-		goto out;
-	}
 	if (data == NULL && ds->nelem > 0) {
 		rc = wb_err_set(err, WB_E_INTERNAL,
 		    "kh5: layer '%.*s' weight '%.*s': no data", KH5_SHOW,
@@ -919,12 +995,23 @@ kh5_write_rows(struct kh5_writer *w, size_t layer, size_t weight,
 	hsize_t start[KH5_MAX_DIMS], count[KH5_MAX_DIMS], mdim;
 	int d, rc;
 
+	if ((ds = kh5_lookup(w, layer, weight, err)) == NULL)
+		return WB_E_INTERNAL;
+	if (data != NULL && kh5_raw_ok(ds) && ds->ndim > 0 &&
+	    row0 <= ds->rows && nrows <= ds->rows - row0) {
+		if ((rc = kh5_pwrite(w, ds, ds->addr + row0 * ds->row_elems *
+		    sizeof(float), data, nrows * ds->row_elems * sizeof(float),
+		    err)) != 0)
+			return rc;
+		pthread_mutex_lock(&w->mu);
+		ds->rows_done += nrows;
+		if (ds->rows_done > ds->rows)
+			ds->rows_done = ds->rows;
+		pthread_mutex_unlock(&w->mu);
+		return 0;
+	}
 	if ((rc = kh5_enter(err)) != 0)
 		return rc;
-	if ((ds = kh5_lookup(w, layer, weight, err)) == NULL) {
-		rc = WB_E_INTERNAL;
-		goto out;
-	}
 	if (ds->ndim == 0 || row0 > ds->rows || nrows > ds->rows - row0) {
 		rc = wb_err_set(err, WB_E_INTERNAL,
 		    "kh5: layer '%.*s' weight '%.*s': rows %llu+%llu outside "
