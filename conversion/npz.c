@@ -1113,13 +1113,32 @@ npz_reader_next(struct npz_reader *r, size_t *idx, struct wb_err *err)
 	return 1;
 }
 
+/* The header read on the second pass must be the one we planned with. */
+static int
+npz_header_same(const struct npz_entry *e, const uint8_t *hbuf, size_t len,
+    struct wb_err *err)
+{
+	struct npy_header h;
+	size_t need;
+	int rc;
+
+	if ((rc = npy_parse(hbuf, len, len, e->key, &h, &need, err)) != 0)
+		return rc;
+	if (h.data_offset != e->hdr.data_offset || h.ndim != e->hdr.ndim ||
+	    h.fortran_order != e->hdr.fortran_order ||
+	    strcmp(h.descr, e->hdr.descr) != 0 ||
+	    memcmp(h.shape, e->hdr.shape, sizeof(h.shape)) != 0)
+		return wb_err_set(err, WB_E_ARCHIVE, "tensor '%s': header "
+		    "changed since the archive was indexed", e->key);
+	return 0;
+}
+
 int
 npz_reader_read(struct npz_reader *r, void *buf, size_t len,
     struct wb_err *err)
 {
 	const struct npz_entry *e;
-	struct npy_header h;
-	size_t got, need;
+	size_t got;
 	uint8_t probe[1];
 	int rc;
 
@@ -1135,16 +1154,9 @@ npz_reader_read(struct npz_reader *r, void *buf, size_t len,
 
 	/* The header again: it must still be the one we planned with. */
 	if ((rc = npz_read_full(r->a, r->hbuf, (size_t)e->hdr.data_offset,
-	    &got, e->key, err)) != 0)
+	    &got, e->key, err)) != 0 ||
+	    (rc = npz_header_same(e, r->hbuf, got, err)) != 0)
 		return rc;
-	if ((rc = npy_parse(r->hbuf, got, got, e->key, &h, &need, err)) != 0)
-		return rc;
-	if (h.data_offset != e->hdr.data_offset || h.ndim != e->hdr.ndim ||
-	    h.fortran_order != e->hdr.fortran_order ||
-	    strcmp(h.descr, e->hdr.descr) != 0 ||
-	    memcmp(h.shape, e->hdr.shape, sizeof(h.shape)) != 0)
-		return wb_err_set(err, WB_E_ARCHIVE, "tensor '%s': header "
-		    "changed since the archive was indexed", e->key);
 
 	/* Exactly nbytes, straight into the caller's buffer. */
 	if ((rc = npz_read_full(r->a, buf, len, &got, e->key, err)) != 0)
@@ -1361,10 +1373,9 @@ npz_cursor_read(struct npz_cursor *c, size_t idx, void *buf, size_t len,
     struct wb_err *err)
 {
 	const struct npz_entry *e;
-	struct npy_header h;
 	uint8_t lfh[NPZ_LFH_LEN], probe[64];
 	uint64_t pos, left;
-	size_t hlen, need;
+	size_t hlen;
 	uint32_t crc;
 	int rc, ended = 0;
 
@@ -1421,15 +1432,8 @@ npz_cursor_read(struct npz_cursor *c, size_t idx, void *buf, size_t len,
 		    err)) != 0)
 			return rc;
 	}
-	/* The header again: it must still be the one we planned with. */
-	if ((rc = npy_parse(c->hbuf, hlen, hlen, e->key, &h, &need, err)) != 0)
+	if ((rc = npz_header_same(e, c->hbuf, hlen, err)) != 0)
 		return rc;
-	if (h.data_offset != e->hdr.data_offset || h.ndim != e->hdr.ndim ||
-	    h.fortran_order != e->hdr.fortran_order ||
-	    strcmp(h.descr, e->hdr.descr) != 0 ||
-	    memcmp(h.shape, e->hdr.shape, sizeof(h.shape)) != 0)
-		return wb_err_set(err, WB_E_ARCHIVE, "tensor '%s': header "
-		    "changed since the archive was indexed", e->key);
 	crc = crc32_gzip_refl(0, c->hbuf, hlen);
 	crc = crc32_gzip_refl(crc, buf, len);
 	if (crc != e->crc32)
