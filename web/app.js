@@ -534,7 +534,7 @@ async function loadJobs(more) {
     state.jobsNext = page.links && page.links.next ? page.links.next : null;
     $('jobs-more').hidden = !state.jobsNext;
     const n = tbody.rows.length;
-    $('jobs-table').hidden = n === 0;
+    $('jobs-wrap').hidden = n === 0;
     status.textContent = n === 0 ? 'No jobs yet.' : `${n} ${n === 1 ? 'job' : 'jobs'}, newest first.`;
   } catch (err) {
     status.textContent = '';
