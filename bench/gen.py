@@ -25,6 +25,8 @@ Data sets (written to DIR, default build/bench-data):
                   large.npz and large_stored.npz.
   small           20,000 tensors, ~26 MB raw: 2,500 blocks of a 16x16x3x3
                   conv, a BatchNorm(16) and a Linear(16, 16).  small.npz.
+  tiny            one Linear(4, 4): the tools' fixed cost (start-up time,
+                  baseline RSS).  tiny.npz.
 
 Values: float32 normal noise with a He-style standard deviation, rounded to
 nearest with the lowest 6 of the 23 mantissa bits cleared (17 significant
@@ -158,6 +160,13 @@ def small():
     return t.d
 
 
+def tiny():
+    """One Linear(4, 4)."""
+    t = Tensors(4)
+    t.linear("fc", 4, 4)
+    return t.d
+
+
 def resnet50_torch():
     """A real ResNet-50 state_dict from torch (torchvision's architecture)."""
     import torch
@@ -243,6 +252,7 @@ SETS = {
     "torch": (resnet50_torch, [("resnet50_torch.npz", "compressed")], True),
     "large": (large, [("large.npz", "compressed"), ("large_stored.npz", "stored")], False),
     "small": (small, [("small.npz", "compressed")], False),
+    "tiny": (tiny, [("tiny.npz", "compressed")], False),
 }
 
 
@@ -288,7 +298,7 @@ def torch_available():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="build/bench-data")
-    ap.add_argument("--sets", default="resnet50,torch,large,small",
+    ap.add_argument("--sets", default="resnet50,torch,large,small,tiny",
                     help="comma-separated: " + ",".join(SETS))
     ap.add_argument("--force", action="store_true", help="regenerate cached sets")
     a = ap.parse_args()

@@ -52,10 +52,10 @@ else
 fi
 
 if [ "$quick" = 0 ]; then
-	sets=resnet50,torch,large,small
+	sets=resnet50,torch,large,small,tiny
 	quickflag=
 else
-	sets=resnet50,small
+	sets=resnet50,small,tiny
 	quickflag=--quick
 fi
 "$py" bench/gen.py --data "$data" --sets "$sets"
