@@ -225,7 +225,7 @@ convert_fill_report(const struct plan *p, const struct stream_weight *out)
 		for (wi = 0; wi < p->l[li].nw; wi++, k++) {
 			json_t *jw = p->l[li].w[wi].jw;
 
-			if (!out[k].done) {
+			if (out == NULL || !out[k].done) {
 				if (strcmp(json_string_value(json_object_get(jw,
 				    "status")), "ok") == 0)
 					json_object_set_new(jw, "status",
@@ -387,7 +387,9 @@ out:
 		kh5_close(w, NULL);
 	if (tmp_live)
 		unlink(tmp);
-	if (rep != NULL && streamed)
+	/* Every weight says whether it reached the file (none did if we
+	 * failed before streaming: then there are no results at all). */
+	if (rep != NULL && p != NULL && !o->dry_run && (streamed || rc != 0))
 		convert_fill_report(p, out);
 	if (rep == NULL && rc != 0)
 		rep = convert_fail_report(o->format ? o->format :

@@ -166,6 +166,11 @@ def test_inspect_and_template(daemon, small_npz):
     assert r.status == 200 and "layers" in r.json()
     r = daemon.request("POST", "/v1/inspect", b"not a zip", {"Content-Type": "application/zip"})
     assert r.status == 422 and r.problem()["type"].endswith("/archive-invalid")
+    # The message names the upload, never a path inside the spool.
+    ct, body = multipart([("weights", "mine.npz", b"not a zip")])
+    p = daemon.request("POST", "/v1/template", body, {"Content-Type": ct}).problem()
+    assert "not a zip" in p["detail"] and str(daemon.spool) not in p["detail"]
+    assert "spool" not in p["detail"] and "tmp" not in p["detail"], p["detail"]
 
 
 def test_list_pagination(daemon, small_npz):
@@ -228,9 +233,16 @@ def daemon_bin():
 def test_metrics(daemon, small_npz):
     daemon.submit(small_npz, SPEC, "?wait=30")
     daemon.request("GET", "/nope")
-    r = daemon.request("GET", "/metrics")
+    # A request is counted when its connection completes, just after its
+    # answer is sent: the next scrape may come first, so look a few times.
+    deadline = time.monotonic() + 5
+    while True:
+        r = daemon.request("GET", "/metrics")
+        text = r.body.decode()
+        if 'route="unmatched",code="404"' in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert r.status == 200 and r.header("Content-Type").startswith("text/plain")
-    text = r.body.decode()
     for needle in ('weightbridged_http_requests_total{route="POST /v1/jobs",code="200"}',
                    'weightbridged_http_requests_total{route="unmatched",code="404"}',
                    'weightbridged_http_request_duration_seconds_bucket{route="POST /v1/jobs",code="200",le="+Inf"}',
