@@ -2,11 +2,12 @@
 """Benchmark weightbridged on loopback: upload throughput, RSS, job latency.
 
     daemon_bench.py --build DIR --data DIR [--quick] [--uploads N]
-                    [--jobs1 N] [--jobs8 N] [--deadline S] [--results FILE]
+                    [--jobs1 N] [--jobs8 N] [--workers N] [--deadline S]
+                    [--results FILE]
 
 Starts BUILD/weightbridged on 127.0.0.1 with port 0 (--port-file tells us the
 port it bound), a temporary spool and default settings otherwise (workers =
-CPUs), waits for /readyz, and then:
+CPUs unless --workers), waits for /readyz, and then:
 
   upload   POSTs the large archive (large.npz; resnet50.npz with --quick)
            --uploads times as a raw application/octet-stream body with the
@@ -48,7 +49,7 @@ IO_TIMEOUT = 600
 
 
 class Daemon:
-    def __init__(self, binary, workdir):
+    def __init__(self, binary, workdir, extra=()):
         self.dir = workdir
         self.spool = os.path.join(workdir, "spool")
         self.port_file = os.path.join(workdir, "port")
@@ -57,7 +58,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [binary, "--listen", "127.0.0.1:0", "--spool", self.spool,
              "--port-file", self.port_file, "--shutdown-grace", "5",
-             "--drain-delay", "0"],
+             "--drain-delay", "0"] + list(extra),
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.pid = self.proc.pid
         self.port = None
@@ -304,6 +305,8 @@ def main():
     ap.add_argument("--uploads", type=int, default=0, help="upload runs (3; 2 with --quick)")
     ap.add_argument("--jobs1", type=int, default=0, help="jobs of the single client (5; 3)")
     ap.add_argument("--jobs8", type=int, default=0, help="jobs of each of 8 clients (2; 1)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="the daemon's --workers (default: its own, one per CPU)")
     ap.add_argument("--deadline", type=float, default=900)
     ap.add_argument("--results", default="")
     a = ap.parse_args()
@@ -322,7 +325,7 @@ def main():
     d = sampler = None
     results = {}
     try:
-        d = Daemon(binary, work)
+        d = Daemon(binary, work, ["--workers", str(a.workers)] if a.workers else [])
         d.wait_ready()
         sampler = RssSampler(d.pid)
         sampler.start()
