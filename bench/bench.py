@@ -217,8 +217,8 @@ def main():
               "peer %.3f s %.0f MB (Python, numpy and h5py start-up)" % (
                   base["ours"]["wall_s"], base["ours"]["rss_bytes"] / 1e6,
                   base["peer"]["wall_s"], base["peer"]["rss_bytes"] / 1e6))
-    print("\nours = %s convert -q (writes to a temporary name, re-reads and checks "
-          "SHA-256, fsyncs, renames); peer = bench/peer.py (numpy + h5py, no fsync).\n"
+    print("\nours = %s convert -q (writes to a temporary name, reads every dataset back "
+          "and checks it, fsyncs, renames); peer = bench/peer.py (numpy + h5py, no fsync).\n"
           "RSS/largest = peak RSS / bytes of the archive's largest tensor. "
           "Load average at the end: %s; %.0f s in all." % (
               os.path.join(a.build, "weightbridge"), loadavg(), time.time() - t_start))
