@@ -108,6 +108,7 @@ convert_opts_init(struct convert_opts *o)
 	memset(o, 0, sizeof(*o));
 	npz_limits_default(&o->limits);
 	o->file_digest = 1;
+	o->weight_digests = 1;
 }
 
 /* A minimal failed report for errors before planning. */
@@ -216,7 +217,8 @@ out:
 
 /* Per-weight results into the report, in layout order. */
 static void
-convert_fill_report(const struct plan *p, const struct stream_weight *out)
+convert_fill_report(const struct plan *p, const struct stream_weight *out,
+    int weight_digests)
 {
 	char hex[SHA256_HEXLEN + 1];
 	size_t li, wi, k = 0;
@@ -232,10 +234,13 @@ convert_fill_report(const struct plan *p, const struct stream_weight *out)
 					    json_string("not written"));
 				continue;
 			}
-			sha256_hex(out[k].sha, hex);
 			json_object_set_new(jw, "stats",
 			    stream_stats_json(&out[k].st));
-			json_object_set_new(jw, "sha256", json_string(hex));
+			if (weight_digests) {
+				sha256_hex(out[k].sha, hex);
+				json_object_set_new(jw, "sha256",
+				    json_string(hex));
+			}
 		}
 }
 
@@ -325,6 +330,7 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 	so.npz_path = o->npz_path;
 	so.limits = &o->limits;
 	so.threads = o->threads;
+	so.no_sha = !o->weight_digests;
 	so.progress = o->progress;
 	so.progress_arg = o->progress_arg;
 	rc = stream_run(p, w, &so, out, &written, err);
@@ -390,7 +396,7 @@ out:
 	/* Every weight says whether it reached the file (none did if we
 	 * failed before streaming: then there are no results at all). */
 	if (rep != NULL && p != NULL && !o->dry_run && (streamed || rc != 0))
-		convert_fill_report(p, out);
+		convert_fill_report(p, out, o->weight_digests);
 	if (rep == NULL && rc != 0)
 		rep = convert_fail_report(o->format ? o->format :
 		    spec ? spec->format : NULL, json_incref(problems), err);

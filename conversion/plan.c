@@ -278,7 +278,7 @@ plan_ctx_weight(struct plan_ctx *c, struct plan_layer *l, const char *name,
 	/* Report names are unique within a layer: "cell/kernel". */
 	snprintf(full, sizeof(full), "%s%s%s", sub ? sub : "", sub ? "/" : "",
 	    name);
-	if ((pw = plan_new_weight(l, 8, full)) == NULL ||
+	if ((pw = plan_new_weight(l, 2, full)) == NULL ||
 	    (pw->path = strdup(name)) == NULL ||
 	    (sub != NULL && (pw->sub = strdup(sub)) == NULL)) {
 		wb_err_set(c->err, WB_E_NOMEM, "out of memory");
