@@ -561,6 +561,58 @@ jobq_progress_cb(void *arg, uint64_t tensors_done, uint64_t tensors_total,
 	return stop;
 }
 
+/*
+ * Replace every occurrence of path in the string s (a buffer of len bytes)
+ * by name.  Messages from the converter name the file they read; for a job
+ * that is its spool path, which is none of the client's business.
+ */
+static void
+jobq_scrub(char *s, size_t len, const char *path, const char *name)
+{
+	char out[WB_ERR_MSG_MAX];
+	const char *p, *m = s;
+	size_t plen = strlen(path), o = 0;
+	int n;
+
+	if (plen == 0 || strstr(s, path) == NULL)
+		return;
+	while ((p = strstr(m, path)) != NULL) {
+		n = snprintf(out + o, sizeof(out) - o, "%.*s%s", (int)(p - m), m,
+		    name);
+		if (n < 0 || (size_t)n >= sizeof(out) - o) {
+			o = sizeof(out) - 1;
+			break;
+		}
+		o += (size_t)n;
+		m = p + plen;
+	}
+	if (o < sizeof(out) - 1)
+		snprintf(out + o, sizeof(out) - o, "%s", m);
+	snprintf(s, len, "%s", out);
+}
+
+/* The same for every string in a report (problem messages, mostly). */
+static void
+jobq_scrub_json(json_t *v, const char *path, const char *name)
+{
+	char buf[WB_ERR_MSG_MAX];
+	const char *key;
+	json_t *x;
+	size_t i;
+
+	if (json_is_string(v) && strstr(json_string_value(v), path) != NULL) {
+		snprintf(buf, sizeof(buf), "%s", json_string_value(v));
+		jobq_scrub(buf, sizeof(buf), path, name);
+		(void)json_string_set(v, buf);
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, key, x)
+			jobq_scrub_json(x, path, name);
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			jobq_scrub_json(x, path, name);
+	}
+}
+
 /* Run one job (no lock held); fills the outcome fields of a copy. */
 static void
 jobq_run(struct jobq *q, struct job *j, struct wb_err *err, json_t **report)
@@ -568,6 +620,7 @@ jobq_run(struct jobq *q, struct job *j, struct wb_err *err, json_t **report)
 	struct convert_opts o;
 	struct jobq_progress pg = { q, j };
 	char input[SPOOL_PATH_MAX], spec[SPOOL_PATH_MAX], out[SPOOL_PATH_MAX];
+	char upload[JOBQ_FILENAME_MAX + 8];
 	json_t *specj = NULL;
 	json_error_t jerr;
 	char format[JOBQ_FORMAT_MAX];
@@ -598,6 +651,10 @@ jobq_run(struct jobq *q, struct job *j, struct wb_err *err, json_t **report)
 	o.progress_arg = &pg;
 	(void)convert_run(&o, report, err);
 	/* Name the upload as the client did, not by its spool path. */
+	snprintf(upload, sizeof(upload), "%s.npz", j->filename);
+	jobq_scrub(err->msg, sizeof(err->msg), input, upload);
+	if (*report != NULL)
+		jobq_scrub_json(*report, input, upload);
 	if (*report != NULL && json_is_object(json_object_get(*report,
 	    "source")))
 		json_object_set_new(json_object_get(*report, "source"), "file",
