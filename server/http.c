@@ -625,6 +625,8 @@ http_precheck(struct req *r, enum route_result rr)
 			    "Upload too large", "Content-Length %llu exceeds "
 			    "the limit of %llu bytes", clen,
 			    (unsigned long long)s->cfg->upload_limit);
+		if (errno == 0 && *end == '\0')
+			r->body_declared = clen;
 	}
 	if (rt->flags & ROUTE_SPEC) {
 		jobq_gauges(s->jobq, &depth, &busy, &workers, &known);
@@ -729,8 +731,10 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 		*upload_data_size = 0;
 		/*
 		 * After an error mid-body, answer at once if libmicrohttpd
-		 * lets us; otherwise drain the rest (so the client can read
-		 * the answer) up to a cap, then hang up.
+		 * lets us; otherwise drain the rest so the client can read
+		 * the answer (libmicrohttpd 0.9.75 queues no answer before
+		 * the body's end), then hang up past a cap: the declared
+		 * length, which passed the upload limit, or HTTP_DISCARD_MAX.
 		 */
 		if (r->early != NULL && !r->early_tried) {
 			r->early_tried = 1;
@@ -740,7 +744,8 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 				return MHD_YES;
 			}
 		}
-		return r->discarded > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
+		return r->discarded > (r->body_declared > HTTP_DISCARD_MAX ?
+		    r->body_declared : HTTP_DISCARD_MAX) ? MHD_NO : MHD_YES;
 	}
 	if (r->early != NULL) {
 		rp = r->early;

@@ -29,7 +29,8 @@
 #include "wb_err.h"
 
 #define HTTP_REQ_ID_LEN		16
-#define HTTP_DISCARD_MAX	(64ULL << 20)	/* body bytes we drain after an error */
+#define HTTP_DISCARD_MAX	(64ULL << 20)	/* body bytes we drain after an
+						   error, if none are declared */
 #define HTTP_MULTIPART_SLACK	(64ULL << 10)	/* part headers and small fields */
 #define HTTP_FORMAT_MAX		32
 #define HTTP_SPEC_DEPTH_MAX	64
@@ -87,6 +88,7 @@ struct req {
 	int		 part;
 	struct sha256_ctx *sha;
 	uint64_t	 discarded;
+	uint64_t	 body_declared;	/* Content-Length (within limits), or 0 */
 	uint64_t	 body_bytes;
 	struct reply	*early;
 	int		 early_tried;
