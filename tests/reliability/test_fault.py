@@ -1,0 +1,178 @@
+"""Injected failures: allocation and I/O torture of a real conversion, and a
+daemon whose spool runs out of space.
+
+The torture (tests/fault/torture.py with the wbfault shim) converts a small
+CNN exported from PyTorch once per allocation, read, write, fsync and
+rename it makes, failing that one call: every run must end in a clean
+error with no output and no temporary file, or in the identical output.
+The plain build is run for every N; the ASan build (leaks, memory errors)
+for every N of the I/O calls and a spread of the allocations.
+"""
+import contextlib
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import harness as h
+
+TORTURE = h.ROOT / "tests" / "fault" / "torture.py"
+
+
+def torture(cnn, work, cli, *extra):
+    p = subprocess.run([sys.executable, str(TORTURE), "--cli", str(cli), "--shim", str(h.SHIM),
+                        "--npz", str(cnn["npz"]), "--spec", str(cnn["spec_path"]),
+                        "--work", str(work), "--jobs", "2", *extra],
+                       capture_output=True, text=True, timeout=1200)
+    print(p.stdout[-6000:])
+    print(p.stderr[-3000:])
+    last = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
+    m = re.match(r"torture: (\d+) passed, (\d+) failed", last)
+    assert m, p.stdout[-3000:] + p.stderr[-3000:]
+    counts = re.search(r"calls after the archive is opened: (.*); (\d+) runs", p.stdout)
+    known = re.findall(r"^torture: known .*?: (\w+) in (\S+), (\d+) runs", p.stdout, re.M)
+    return p.returncode, int(m.group(1)), int(m.group(2)), counts, known, p.stdout
+
+
+def test_torture_plain_every_call(cnn, tmp_path):
+    assert h.SHIM.exists(), "build the shim first (tests/reliability/run.sh)"
+    rc, passed, failed, counts, known, out = torture(cnn, tmp_path, h.BUILD / "weightbridge")
+    assert rc == 0 and failed == 0, out[-4000:]
+    assert passed > 500, out[-2000:]
+    h.record("fault", plain_calls=counts.group(1), plain_runs=int(counts.group(2)),
+             plain_passed=passed, plain_known={f"{c} in {f}": int(n) for c, f, n in known},
+             plain_exits=re.search(r"torture: exits (.*) in", out).group(1))
+
+
+def test_torture_asan_subset(cnn, tmp_path):
+    cli = h.ASAN_BUILD / "weightbridge"
+    assert cli.exists(), "build the ASan binaries first (make SANITIZER=address all)"
+    rc, passed, failed, counts, known, out = torture(cnn, tmp_path, cli, "--asan",
+                                                     "--first", "100", "--stride", "4")
+    assert rc == 0 and failed == 0, out[-4000:]
+    assert passed > 200, out[-2000:]
+    h.record("fault", asan_calls=counts.group(1), asan_runs=int(counts.group(2)),
+             asan_passed=passed, asan_known={f"{c} in {f}": int(n) for c, f, n in known})
+
+
+# ---- a full disk ---------------------------------------------------------------
+
+@contextlib.contextmanager
+def small_disk(path, size):
+    """A tmpfs of size bytes at path (we are root here).  If mounting is not
+    permitted, yield None: the daemon is then run with RLIMIT_FSIZE, which
+    fails writes past size with EFBIG the way a full disk fails them."""
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0700" % size, "tmpfs",
+                        str(path)], capture_output=True, text=True)
+    if r.returncode != 0:
+        yield None
+        return
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fsize_limit(size):
+    def preexec():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    return preexec
+
+
+def big_model(path, layers=4, n=1024):
+    """A few KB upload whose conversion writes layers * n * n * 4 bytes."""
+    d = {}
+    for i in range(layers):
+        d[f"l{i}.weight"] = np.zeros((n, n), np.float32)
+        d[f"l{i}.bias"] = np.zeros(n, np.float32)
+    np.savez_compressed(path, **d)
+    return path, {"weightbridge_spec": 1,
+                  "layers": [{"name": f"l{i}", "type": "Dense", "from": f"l{i}"}
+                             for i in range(layers)]}
+
+
+def stray_files(spool):
+    """Temporaries anywhere in the spool (ours and the converter's)."""
+    return sorted(str(p.relative_to(spool)) for p in spool.rglob("*")
+                  if p.is_file() and (".tmp" in p.name or p.name.startswith("upload-")))
+
+
+@pytest.fixture(scope="module")
+def disk_full(cnn, tmp_path_factory):
+    """A daemon on a 12 MiB spool: a job that fits, a job whose output does
+    not, an upload that does not, and a job after space is freed.  What
+    happened is returned for the tests below to judge."""
+    tmp = tmp_path_factory.mktemp("diskfull")
+    size = 12 << 20
+    out = {}
+    with small_disk(tmp / "disk", size) as disk:
+        spool = (disk or tmp) / "spool"
+        out["spool"] = spool
+        d = h.Daemon(tmp, ["--workers", "1", "--max-ratio", "100000"], spool=spool)
+        d.start(preexec_fn=None if disk else fsize_limit(size))
+        try:
+            out["a"] = d.submit(cnn["npz"].read_bytes(), cnn["spec"], "?wait=60").json()
+            npz, spec = big_model(tmp / "big.npz")
+            out["b"] = b = d.submit(npz.read_bytes(), spec, "?wait=120").json()
+            out["b_result"] = (spool / "jobs" / b["id"] / "result.h5").exists()
+            out["b_strays"] = stray_files(spool)
+            r = d.request("POST", "/v1/inspect", os.urandom(14 << 20),
+                          {"Content-Type": "application/zip"}, timeout=60)
+            out["upload"] = (r.status, r.json())
+            # The partial upload goes when the request ends, just after the
+            # answer is sent.
+            deadline = time.monotonic() + 5
+            while list((spool / "tmp").iterdir()) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            out["tmp_left"] = sorted(p.name for p in (spool / "tmp").iterdir())
+            out["livez"] = d.request("GET", "/livez").status
+            res = d.request("GET", f"/v1/jobs/{out['a']['id']}/result")
+            out["a_result"] = (res.status, res.body)
+            out["delete"] = d.request("DELETE", f"/v1/jobs/{b['id']}").status
+            out["c"] = c = d.submit(cnn["npz"].read_bytes(), cnn["spec"], "?wait=60").json()
+            out["c_result"] = d.request("GET", f"/v1/jobs/{c['id']}/result").body
+        finally:
+            out["exit"] = d.stop()
+            out["log"] = d.logtext()
+    out["method"] = "tmpfs" if disk else "RLIMIT_FSIZE"
+    h.record("disk_full", method=out["method"], size_bytes=size,
+             job_error=out["b"].get("error", {}).get("detail", "")[:160],
+             upload_status=out["upload"][0], daemon_exit_status=out["exit"])
+    return out
+
+
+def test_disk_full_fails_job_keeps_serving(cnn, disk_full):
+    """The job whose output cannot fit fails with a problem that says so,
+    with no partial result and no temporary left; an upload that cannot
+    fit gets a clear 5xx and leaves nothing; the daemon keeps serving, the
+    earlier result is intact byte for byte, and once space is freed new
+    jobs succeed."""
+    r = disk_full
+    assert r["a"]["state"] == "succeeded", r["a"]
+    b = r["b"]
+    assert b["state"] == "failed", b
+    assert b["error"]["status"] >= 500 and b["error"]["code"] in ("io-error", "output-failed"), b
+    assert re.search(r"No space left|File too large|write failed", b["error"]["detail"]), b
+    assert not r["b_result"] and r["b_strays"] == []
+    status, problem = r["upload"]
+    assert status == 500 and problem["type"].endswith("/io-error"), problem
+    assert r["tmp_left"] == []
+    assert r["livez"] == 200
+    assert r["a_result"] == (200, cnn["ref_bytes"])
+    assert r["delete"] == 204
+    assert r["c"]["state"] == "succeeded" and r["c_result"] == cnn["ref_bytes"], r["c"]
+
+
+@pytest.mark.xfail(strict=True, reason="reported to conversion/kh5.c: when H5Fclose fails on a "
+                   "write error the file stays in HDF5's ID table, and the library's atexit "
+                   "close then crashes the daemon (SIGSEGV in H5F__close_cb) at shutdown")
+def test_disk_full_daemon_still_stops_cleanly(disk_full):
+    assert disk_full["exit"] == 0, disk_full["log"][-2000:]
