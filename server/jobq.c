@@ -649,6 +649,16 @@ jobq_run(struct jobq *q, struct job *j, struct wb_err *err, json_t **report)
 	o.limits = q->conf.limits;
 	o.progress = jobq_progress_cb;
 	o.progress_arg = &pg;
+	/*
+	 * The workers already run jobs side by side; share the CPUs between
+	 * them rather than give every job a thread per CPU.
+	 */
+	{
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		o.threads = ncpu > (long)q->conf.workers ?
+		    (int)(ncpu / (long)q->conf.workers) : 1;
+	}
 	(void)convert_run(&o, report, err);
 	/* Name the upload as the client did, not by its spool path. */
 	snprintf(upload, sizeof(upload), "%s.npz", j->filename);
