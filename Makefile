@@ -80,7 +80,8 @@ BINS	 = $(BIN_CLI) $(if $(wildcard server/main.c),$(BIN_SRV))
 
 VENV_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/weightbridge
 
-.PHONY: all deps run test check unit pytest webtest venv clean format format-check install bench
+.PHONY: all deps run test check unit pytest webtest venv clean format format-check install bench \
+	fuzz fuzz-smoke tsan reliability
 .DEFAULT_GOAL := all
 
 all: $(BINS)
@@ -170,6 +171,27 @@ test: deps
 	@$(MAKE) --no-print-directory SANITIZER=address unit
 	@$(MAKE) --no-print-directory pytest
 	@$(MAKE) --no-print-directory webtest
+	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory tsan
+	@$(MAKE) --no-print-directory reliability
+
+# Hardening (docs/reliability.md).  The libFuzzer drivers (clang), each for
+# FUZZ_SECS seconds, or FUZZ_SMOKE_SECS in the test command; the unit tests
+# under ThreadSanitizer; then sanitizer builds under the integration tests,
+# fault injection, a full disk, kill -9, load, valgrind and a TSan daemon.
+FUZZ_SECS	?= 60
+FUZZ_SMOKE_SECS	?= 20
+fuzz fuzz-smoke:
+	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk run FUZZ_BUILD=$(BUILD)/fuzz \
+	    FUZZ_SECS=$(if $(filter fuzz,$@),$(FUZZ_SECS),$(FUZZ_SMOKE_SECS))
+
+tsan:
+	@$(MAKE) --no-print-directory SANITIZER=thread unit
+
+reliability: all
+	@$(MAKE) --no-print-directory SANITIZER=address all
+	@$(MAKE) --no-print-directory SANITIZER=thread all
+	@BUILD=$(BUILD) tests/reliability/run.sh "$(VENV_DIR)"
 
 run: deps
 	@$(MAKE) --no-print-directory all
