@@ -100,7 +100,14 @@ kh5_init(void)
 {
 	unsigned maj, min, rel;
 
-	if (H5open() < 0 || H5get_libversion(&maj, &min, &rel) < 0)
+	/*
+	 * No library cleanup at exit: a file whose close failed (a full
+	 * disk) stays in HDF5's tables, and closing it again from an atexit
+	 * handler crashes a daemon that is otherwise shutting down cleanly.
+	 * The process is exiting; the kernel reclaims everything.
+	 */
+	if (H5dont_atexit() < 0 || H5open() < 0 ||
+	    H5get_libversion(&maj, &min, &rel) < 0)
 		return;
 	snprintf(kh5_version, sizeof(kh5_version), "%u.%u.%u", maj, min, rel);
 	kh5_init_ok = 1;

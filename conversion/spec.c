@@ -143,6 +143,125 @@ spec_strings(struct spec_ctx *c, const json_t *arr, const char *path,
 	return 0;
 }
 
+/*
+ * glibc's regcomp copies a repeated expression once per repetition, so
+ * stacked or nested quantifiers ("a++++", "((a{9}){9}){9}") grow its
+ * automaton exponentially, and back-references make matching
+ * backtrack without bound.  Before compiling, estimate the expanded size
+ * (each atom 1, a group the sum of its parts, "+" doubling, "{n,m}"
+ * multiplying by its largest count) and refuse what could not be compiled
+ * and matched in bounded time and memory.  Names are matched against
+ * module prefixes: nothing sensible comes near the limit.
+ */
+static int
+spec_regex_bounded(struct spec_ctx *c, const char *re, const char *field)
+{
+	uint64_t stack[SPEC_REGEX_DEPTH + 1], atom = 0;
+	const char *p;
+	int depth = 0;
+
+	stack[0] = 0;
+	for (p = re; *p != '\0'; p++) {
+		uint64_t mult = 0;
+
+		switch (*p) {
+		case '\\':
+			if (p[1] >= '1' && p[1] <= '9') {
+				spec_bad(c, field, "back-references (\\%c) are "
+				    "not supported: they make matching take "
+				    "unbounded time", p[1]);
+				return -1;
+			}
+			if (p[1] != '\0')
+				p++;
+			stack[depth] += atom;
+			atom = 1;
+			continue;
+		case '[':
+			/* A bracket expression is one atom: "[]a]", "[^]a]". */
+			p++;
+			if (*p == '^')
+				p++;
+			if (*p == ']')
+				p++;
+			while (*p != '\0' && *p != ']')
+				p++;
+			if (*p == '\0')
+				p--;
+			stack[depth] += atom;
+			atom = 1;
+			continue;
+		case '(':
+			if (depth == SPEC_REGEX_DEPTH) {
+				spec_bad(c, field, "groups nested more than %d "
+				    "deep", SPEC_REGEX_DEPTH);
+				return -1;
+			}
+			stack[depth] += atom;
+			atom = 0;
+			stack[++depth] = 0;
+			continue;
+		case ')':
+			if (depth > 0) {
+				atom = stack[depth] + atom;
+				depth--;
+			}
+			continue;
+		case '|':
+			stack[depth] += atom;
+			atom = 0;
+			continue;
+		case '*':
+		case '?':
+			mult = 1;
+			break;
+		case '+':
+			mult = 2;
+			break;
+		case '{': {
+			unsigned long a = 0, b = 0;
+			char *end;
+
+			a = strtoul(p + 1, &end, 10);
+			b = a;
+			if (*end == ',') {
+				b = strtoul(end + 1, &end, 10);
+				if (b == 0)
+					b = a + 1;	/* "{n,}" is x{n}x* */
+			}
+			if (*end == '}') {
+				p = end;
+				mult = (a > b ? a : b) + 1;
+				break;
+			}
+			/* Not a bound: a literal '{'. */
+			stack[depth] += atom;
+			atom = 1;
+			continue;
+		}
+		default:
+			stack[depth] += atom;
+			atom = 1;
+			continue;
+		}
+		/* A quantifier multiplies the atom before it. */
+		atom = atom * mult > SPEC_REGEX_COST ? SPEC_REGEX_COST + 1 :
+		    atom * mult;
+		if (atom > SPEC_REGEX_COST)
+			break;
+	}
+	while (depth > 0) {
+		atom += stack[depth];
+		depth--;
+	}
+	if (stack[0] + atom > SPEC_REGEX_COST) {
+		spec_bad(c, field, "pattern too complex: stacked or nested "
+		    "repetitions would expand it past %d states", SPEC_REGEX_COST);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 spec_parse_layer(struct spec_ctx *c, struct spec_layer *l, size_t i)
 {
@@ -196,6 +315,8 @@ spec_parse_layer(struct spec_ctx *c, struct spec_layer *l, size_t i)
 			    SPEC_MAX_REGEX);
 			return;
 		}
+		if (spec_regex_bounded(c, l->match, f) != 0)
+			return;
 		rc = regcomp(&l->re, l->match, REG_EXTENDED);
 		if (rc != 0) {
 			char msg[128];

@@ -21,6 +21,8 @@
 #define SPEC_MAX_BYTES		(4u << 20)	/* spec documents are small */
 #define SPEC_MAX_LAYERS		100000
 #define SPEC_MAX_REGEX		1024		/* bytes in a `match` pattern */
+#define SPEC_REGEX_COST		20000		/* expanded size of a pattern */
+#define SPEC_REGEX_DEPTH	32		/* nesting of its groups */
 #define SPEC_MAX_NAME		256		/* bytes in a layer/weight name */
 
 enum spec_unmapped {

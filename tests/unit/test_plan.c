@@ -241,6 +241,23 @@ test_spec_errors(void)
 	CHECK(CONTAINS(err.msg, "layers[0].match"));
 	CHECK(CONTAINS(err.msg, "bad regular expression"));
 
+	/* Patterns that would blow up regcomp or backtrack without bound. */
+	wb_err_clear(&err);
+	CHECK(plan_text("{\"weightbridge_spec\":1,\"layers\":[{\"name\":"
+	    "\"a\",\"type\":\"Conv2D\",\"match\":\"^l++++++++++++++++++++++x$\"}]}",
+	    NULL, &p, &s, &err) == WB_E_SPEC);
+	CHECK(CONTAINS(err.msg, "too complex"));
+	wb_err_clear(&err);
+	CHECK(plan_text("{\"weightbridge_spec\":1,\"layers\":[{\"name\":"
+	    "\"a\",\"type\":\"Conv2D\",\"match\":\"(a*)*\\\\1b\"}]}", NULL,
+	    &p, &s, &err) == WB_E_SPEC);
+	CHECK(CONTAINS(err.msg, "back-references"));
+	wb_err_clear(&err);
+	CHECK(plan_text("{\"weightbridge_spec\":1,\"layers\":[{\"name\":"
+	    "\"a\",\"type\":\"Conv2D\",\"match\":\"(((((a{99}){99}){99}){99}){99})\"}]}",
+	    NULL, &p, &s, &err) == WB_E_SPEC);
+	CHECK(CONTAINS(err.msg, "too complex"));
+
 	wb_err_clear(&err);
 	CHECK(plan_text("{\"weightbridge_spec\":1,\"layrs\":[]}", NULL, &p,
 	    &s, &err) == WB_E_SPEC);
