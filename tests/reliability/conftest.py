@@ -11,7 +11,7 @@ import harness as h
 def cnn(tmp_path_factory):
     """A small CNN as users export it: a real PyTorch model's state_dict,
     np.savez_compressed, and the spec of the README's walk-through."""
-    torch = pytest.importorskip("torch")
+    import torch    # in tests/requirements.txt: a missing one is a failure
     nn = torch.nn
     torch.manual_seed(0)
 

@@ -22,8 +22,6 @@ import subprocess
 import threading
 import time
 
-import pytest
-
 import harness as h
 
 LOAD_SECS = float(os.environ.get("WB_LOAD_SECS", "20"))
@@ -147,9 +145,8 @@ def run_wrk(port, path, secs, headers=()):
             "p99": p99.group(1) if p99 else "", "raw": out}
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed "
-                    "(tests/reliability/deps.sh installs it)")
 def test_load(cnn, tmp_path):
+    assert shutil.which("wrk"), "wrk is not installed (tests/reliability/deps.sh installs it)"
     d = h.Daemon(tmp_path, ["--workers", "2", "--queue-size", "16", "--http-threads", "4",
                             "--connection-limit", "1024", "--per-ip-limit", "512",
                             "--connection-timeout", "10"]).start()

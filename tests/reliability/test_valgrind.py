@@ -5,13 +5,11 @@ import json
 import re
 import shutil
 
-import pytest
-
 import harness as h
 
 
-@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
 def test_valgrind_daemon_no_leak(cnn, tmp_path):
+    assert shutil.which("valgrind"), "valgrind is not installed (tests/reliability/deps.sh)"
     vlog = tmp_path / "valgrind.log"
     d = h.Daemon(tmp_path, ["--workers", "2", "--queue-size", "64"],
                  wrapper=[shutil.which("valgrind"), "--leak-check=full",
