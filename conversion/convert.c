@@ -72,17 +72,24 @@ convert_umask(void)
  * WB_TRACE=1 in the environment prints how long each phase took, for
  * performance work (bench/); it costs nothing when unset.
  */
+static int convert_trace_on;
+
+static void
+convert_trace_init(void)
+{
+	convert_trace_on = getenv("WB_TRACE") != NULL;
+}
+
 static void
 convert_trace(const char *phase)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	static __thread double last;
-	static int on = -1;
 	struct timespec ts;
 	double now;
 
-	if (on < 0)
-		on = getenv("WB_TRACE") != NULL;
-	if (!on)
+	pthread_once(&once, convert_trace_init);
+	if (!convert_trace_on)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -143,7 +150,7 @@ convert_totals(json_t *report, const struct plan *p, uint64_t written)
 
 	for (i = 0; i < p->nlayers; i++)
 		nw += p->l[i].nw;
-	for (i = 0; i < p->ix->n; i++)
+	for (i = 0; p->uses != NULL && i < p->ix->n; i++)
 		used += p->uses[i] > 0;
 	json_object_set_new(report, "totals", json_pack("{s:I, s:I, s:I, s:I, "
 	    "s:I, s:I}", "layers", (json_int_t)p->nlayers, "weights",
@@ -226,10 +233,13 @@ convert_fill_report(const struct plan *p, const struct stream_weight *out,
 	for (li = 0; li < p->nlayers; li++)
 		for (wi = 0; wi < p->l[li].nw; wi++, k++) {
 			json_t *jw = p->l[li].w[wi].jw;
+			const char *st = json_string_value(json_object_get(jw,
+			    "status"));
 
+			if (jw == NULL)
+				continue;	/* the report ran out of memory */
 			if (out == NULL || !out[k].done) {
-				if (strcmp(json_string_value(json_object_get(jw,
-				    "status")), "ok") == 0)
+				if (st != NULL && strcmp(st, "ok") == 0)
 					json_object_set_new(jw, "status",
 					    json_string("not written"));
 				continue;
@@ -366,18 +376,21 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 		}
 		fsize = (uint64_t)st.st_size;
 	}
+	if ((dircopy = strdup(o->out_path)) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
+		goto out;
+	}
 	if (rename(tmp, o->out_path) != 0) {
 		rc = wb_err_set(err, WB_E_IO, "cannot rename '%s' to '%s': %s",
 		    tmp, o->out_path, strerror(errno));
 		goto out;
 	}
 	tmp_live = 0;
-	if ((dircopy = strdup(o->out_path)) == NULL) {
-		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
+	/* Not durable unless the directory is: then it is not published. */
+	if ((rc = convert_fsync_path(dirname(dircopy), 1, err)) != 0) {
+		unlink(o->out_path);
 		goto out;
 	}
-	if ((rc = convert_fsync_path(dirname(dircopy), 1, err)) != 0)
-		goto out;
 	json_object_set_new(rep, "result", json_pack("{s:s, s:I}", "format",
 	    p->format == KH5_KERAS3 ? "keras3" : "keras-h5", "bytes",
 	    (json_int_t)fsize));

@@ -104,10 +104,11 @@ kh5_init(void)
 	 * No library cleanup at exit: a file whose close failed (a full
 	 * disk) stays in HDF5's tables, and closing it again from an atexit
 	 * handler crashes a daemon that is otherwise shutting down cleanly.
-	 * The process is exiting; the kernel reclaims everything.
+	 * The process is exiting; the kernel reclaims everything.  (It only
+	 * works before HDF5's first use, which is the case in our binaries.)
 	 */
-	if (H5dont_atexit() < 0 || H5open() < 0 ||
-	    H5get_libversion(&maj, &min, &rel) < 0)
+	(void)H5dont_atexit();	/* refused if HDF5 is already open: fine */
+	if (H5open() < 0 || H5get_libversion(&maj, &min, &rel) < 0)
 		return;
 	snprintf(kh5_version, sizeof(kh5_version), "%u.%u.%u", maj, min, rel);
 	kh5_init_ok = 1;

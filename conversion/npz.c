@@ -539,6 +539,19 @@ npz_cd_read(int fd, uint64_t fsize, const char *path,
 	 * before the central directory.
 	 */
 	qsort(cd, (size_t)count, sizeof(*cd), npz_cd_cmp);
+	/*
+	 * numpy writes members from offset 0 up to the directory.  Bytes the
+	 * directory does not account for would be read by a streaming reader
+	 * (a pipe) as members the seekable one never sees: refuse them, so an
+	 * archive means the same whichever way it is read.
+	 */
+	if ((count == 0 && cd_off > 0) || (count > 0 && cd[0].offset != 0)) {
+		rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip archive: "
+		    "%" PRIu64 " bytes before %s that the central directory "
+		    "does not list", path, count ? cd[0].offset : cd_off,
+		    count ? "the first member" : "the directory");
+		goto out;
+	}
 	for (i = 0; i < count; i++) {
 		lim_off = i + 1 < count ? cd[i + 1].offset : cd_off;
 		if (cd[i].offset > lim_off ||
@@ -770,9 +783,11 @@ npz_member_header(struct archive *a, struct npz_entry *e, int size_known,
 			*bufp = nb;
 			*capp = ncap;
 		}
-		if ((rc = npz_read_full(a, *bufp + have, want - have, &got,
-		    e->key, err)) != 0)
+		if (want > have && (rc = npz_read_full(a, *bufp + have,
+		    want - have, &got, e->key, err)) != 0)
 			return rc;
+		if (want <= have)
+			got = 0;
 		have += got;
 		if (have < want)
 			eof = 1;

@@ -993,6 +993,8 @@ plan_groups(struct plan_ctx *w)
 	size_t i;
 	char buf[512];
 
+	memset(&names, 0, sizeof(names));
+	memset(&counts, 0, sizeof(counts));
 	if (plan_map_init(&names, p->nlayers) != 0 ||
 	    plan_map_init(&counts, p->nlayers) != 0) {
 		wb_err_set(w->err, WB_E_NOMEM, "out of memory");

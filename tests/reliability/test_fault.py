@@ -171,8 +171,5 @@ def test_disk_full_fails_job_keeps_serving(cnn, disk_full):
     assert r["c"]["state"] == "succeeded" and r["c_result"] == cnn["ref_bytes"], r["c"]
 
 
-@pytest.mark.xfail(strict=True, reason="reported to conversion/kh5.c: when H5Fclose fails on a "
-                   "write error the file stays in HDF5's ID table, and the library's atexit "
-                   "close then crashes the daemon (SIGSEGV in H5F__close_cb) at shutdown")
 def test_disk_full_daemon_still_stops_cleanly(disk_full):
     assert disk_full["exit"] == 0, disk_full["log"][-2000:]
