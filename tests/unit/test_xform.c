@@ -46,9 +46,15 @@ check_transpose(int n, const uint64_t *shape, const int64_t *perm)
 
 	for (i = 0; i < (uint64_t)n; i++)
 		total *= shape[i];
-	a = malloc(total * sizeof(float));
-	b = malloc(total * sizeof(float));
-	c = malloc(total * sizeof(float));
+	a = calloc(total, sizeof(float));
+	b = calloc(total, sizeof(float));
+	c = calloc(total, sizeof(float));
+	if (a == NULL || b == NULL || c == NULL) {
+		free(a);
+		free(b);
+		free(c);
+		return 0;
+	}
 	for (i = 0; i < total; i++)
 		a[i] = (float)i;
 	xf_transpose(a, b, n, shape, perm);
