@@ -207,23 +207,23 @@ def check(args, cls, n, reference):
 
 
 def plan(counts, classes, first, stride):
-    todo = []
+    runs_planned = []
     stride = max(stride, 1)
     for cls in classes:
         k = counts.get(cls, 0)
         if stride == 1:
             first = k
-        todo.extend((cls, n) for n in range(1, min(first, k) + 1))
+        runs_planned.extend((cls, n) for n in range(1, min(first, k) + 1))
         # Block b of the rest contributes one N, at a rotating offset.
         b = 0
         while first + b * stride < k:
             n = first + 1 + b * stride + (b * 7) % stride
             if n <= k:
-                todo.append((cls, n))
+                runs_planned.append((cls, n))
             b += 1
         # One past the last call: nothing fails, the run must succeed.
-        todo.append((cls, k + 1))
-    return todo
+        runs_planned.append((cls, k + 1))
+    return runs_planned
 
 
 def main():
@@ -263,10 +263,10 @@ def main():
         return 1
     counts, _ = read_counts(os.path.join(clean, ".wbfault"))
     reference = os.path.join(clean, "out.h5")
-    todo = plan(counts, classes, args.first, args.stride)
+    runs_planned = plan(counts, classes, args.first, args.stride)
     print("torture: clean run %.2fs; calls after the archive is opened: %s; "
           "%d runs" % (secs, " ".join("%s=%d" % (c, counts.get(c, 0))
-                                       for c in CLASSES), len(todo)))
+                                       for c in CLASSES), len(runs_planned)))
     sys.stdout.flush()
 
     failed = []
@@ -275,7 +275,7 @@ def main():
     t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         for cls, n, injected, rc, secs, problems, err, known in pool.map(
-                lambda t: check(args, t[0], t[1], reference), todo):
+                lambda t: check(args, t[0], t[1], reference), runs_planned):
             exits[rc] = exits.get(rc, 0) + 1
             if known:
                 seen.setdefault(known, []).append(n)
@@ -297,7 +297,7 @@ def main():
         ", ".join("%s: %d" % (k, v) for k, v in sorted(exits.items(),
                                                         key=str)), wall))
     nknown = sum(len(v) for v in seen.values())
-    print("torture: %d passed, %d failed" % (len(todo) - len(failed) - nknown,
+    print("torture: %d passed, %d failed" % (len(runs_planned) - len(failed) - nknown,
                                               len(failed)))
     return 1 if failed else 0
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import h5py
@@ -41,33 +40,13 @@ from torch import nn
 from .conftest import OUT_SUFFIX, max_abs_diff, sha256_file
 from .layers_zoo import (PAIR_BY_NAME, PAIRS, _gru_gates, export_npz,
                          torch_reference)
+from .test_convert_load import LOADERS, Loader  # noqa: F401  (one loader table)
 from .zoo import KeyLog, keras_output, weight_layer_names
 
 TOL = 1e-4
 WRONG = 1e-3
 
 
-@dataclass(frozen=True)
-class Loader:
-    id: str
-    kmod: str           # attribute of the `frameworks` fixture
-    fmt: str            # weightbridge output format
-    by_name: bool
-
-    def load(self, model, path):
-        if self.by_name:
-            model.load_weights(str(path), by_name=True)
-        else:
-            model.load_weights(str(path))
-
-
-LOADERS = [
-    Loader("h5-keras3-order", "keras", "keras-h5", False),
-    Loader("h5-keras3-byname", "keras", "keras-h5", True),
-    Loader("h5-tfkeras-order", "tf_keras", "keras-h5", False),
-    Loader("h5-tfkeras-byname", "tf_keras", "keras-h5", True),
-    Loader("keras3-keras3", "keras", "keras3", False),
-]
 
 
 @pytest.fixture(scope="session")
