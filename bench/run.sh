@@ -23,21 +23,10 @@ data=${BENCH_DATA:-build/bench-data}
 quick=${BENCH_QUICK:-0}
 [ "$quick" = 0 ] && runs=${BENCH_RUNS:-5} || runs=${BENCH_RUNS:-3}
 
-# GNU time measures peak RSS; install it like scripts/deps.sh installs the
-# build dependencies (as root or through sudo) when it is missing.
+# GNU time measures peak RSS; scripts/deps.sh installs it when missing.
 if [ ! -x /usr/bin/time ] || ! /usr/bin/time -v true >/dev/null 2>&1; then
 	echo "bench: installing GNU time" >&2
-	if [ "$(id -u)" -eq 0 ]; then
-		sudo=""
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo="sudo"
-	else
-		echo "bench: need root (or sudo) to install the 'time' package" >&2
-		exit 1
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	$sudo apt-get update -qq
-	$sudo apt-get install -y -qq --no-install-recommends time >/dev/null
+	scripts/deps.sh time
 fi
 
 if [ ! -x "$build/weightbridge" ]; then

@@ -2,7 +2,7 @@
 # Install the tools of the hardening suites if any is missing: clang with
 # its libFuzzer/sanitizer runtimes (fuzz drivers), valgrind (leak check),
 # wrk (load test).  Safe to run repeatedly: it does nothing when all are
-# present.  Like scripts/deps.sh it uses apt-get as root or through sudo.
+# present.  scripts/deps.sh does the installing.
 set -eu
 
 missing=""
@@ -25,16 +25,5 @@ else
 fi
 [ -z "$missing" ] && exit 0
 
-echo "deps: installing:$missing" >&2
-if [ "$(id -u)" -eq 0 ]; then
-	sudo=""
-elif command -v sudo >/dev/null 2>&1; then
-	sudo="sudo"
-else
-	echo "deps: need root (or sudo) to install:$missing" >&2
-	exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
 # shellcheck disable=SC2086
-$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+"$(dirname "$0")/../../scripts/deps.sh" $missing

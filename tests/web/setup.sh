@@ -18,17 +18,7 @@ fi
 
 if [ ! -x /usr/bin/chromium ]; then
 	echo "webtest: installing chromium" >&2
-	if [ "$(id -u)" -eq 0 ]; then
-		sudo=""
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo="sudo"
-	else
-		echo "webtest: need root (or sudo) to install chromium" >&2
-		exit 1
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	$sudo apt-get update -qq
-	$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+	../../scripts/deps.sh chromium
 fi
 
 # npm ci again only when the lock file changed since the last install.
