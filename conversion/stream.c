@@ -238,6 +238,7 @@ stream_acquire(struct stream_worker *wk, uint64_t need)
 {
 	struct stream_run *r = wk->r;
 	uint64_t mine = stream_holding(wk);
+	int stop;
 
 	/* Holding far more than this job needs: give it back first. */
 	if (mine > STREAM_TRIM_MIN && mine > 2 * need) {
@@ -264,8 +265,9 @@ stream_acquire(struct stream_worker *wk, uint64_t need)
 	}
 	wk->account = need > mine ? need : mine;
 	r->held += wk->account;
+	stop = r->stop;		/* read under the lock: others set it */
 	pthread_mutex_unlock(&r->lock);
-	return r->stop;
+	return stop;
 }
 
 static void
