@@ -406,6 +406,9 @@ cmd_convert(int argc, char **argv)
 	 * nobody will read one (they cost about 0.5 s per GB). */
 	if (reportp == NULL)
 		o.weight_digests = 0;
+	/* Statistics too, unless the table shows them. */
+	if (reportp == NULL && (quiet || !verbose))
+		o.weight_stats = 0;
 	if ((rc = spec_load_file(specp, &spec, &err)) != 0)
 		report = convert_error_report(o.format, &err);
 	else {

@@ -116,6 +116,7 @@ convert_opts_init(struct convert_opts *o)
 	npz_limits_default(&o->limits);
 	o->file_digest = 1;
 	o->weight_digests = 1;
+	o->weight_stats = 1;
 }
 
 /* A minimal failed report for errors before planning. */
@@ -225,7 +226,7 @@ out:
 /* Per-weight results into the report, in layout order. */
 static void
 convert_fill_report(const struct plan *p, const struct stream_weight *out,
-    int weight_digests)
+    int weight_digests, int weight_stats)
 {
 	char hex[SHA256_HEXLEN + 1];
 	size_t li, wi, k = 0;
@@ -244,8 +245,9 @@ convert_fill_report(const struct plan *p, const struct stream_weight *out,
 					    json_string("not written"));
 				continue;
 			}
-			json_object_set_new(jw, "stats",
-			    stream_stats_json(&out[k].st));
+			if (weight_stats)
+				json_object_set_new(jw, "stats",
+				    stream_stats_json(&out[k].st));
 			if (weight_digests) {
 				sha256_hex(out[k].sha, hex);
 				json_object_set_new(jw, "sha256",
@@ -341,6 +343,7 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 	so.limits = &o->limits;
 	so.threads = o->threads;
 	so.no_sha = !o->weight_digests;
+	so.no_stats = !o->weight_stats;
 	so.progress = o->progress;
 	so.progress_arg = o->progress_arg;
 	rc = stream_run(p, w, &so, out, &written, err);
@@ -409,7 +412,8 @@ out:
 	/* Every weight says whether it reached the file (none did if we
 	 * failed before streaming: then there are no results at all). */
 	if (rep != NULL && p != NULL && !o->dry_run && (streamed || rc != 0))
-		convert_fill_report(p, out, o->weight_digests);
+		convert_fill_report(p, out, o->weight_digests,
+		    o->weight_stats);
 	if (rep == NULL && rc != 0)
 		rep = convert_fail_report(o->format ? o->format :
 		    spec ? spec->format : NULL, json_incref(problems), err);

@@ -40,6 +40,8 @@ struct convert_opts {
 					   report's result (default on) */
 	int		 weight_digests; /* per-weight SHA-256 in the report
 					   (default on; costs ~0.5 s/GB) */
+	int		 weight_stats;	/* per-weight min/max/mean/std/NaN
+					   counts in the report (default on) */
 };
 
 void	convert_opts_init(struct convert_opts *o);

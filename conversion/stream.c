@@ -18,7 +18,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "stream.h"
@@ -29,8 +28,6 @@
 #define STREAM_BUDGET_SLACK	(16ULL << 20)
 #define STREAM_TRIM_MIN		(32ULL << 20)
 #define STREAM_MAX_THREADS	64
-#define STREAM_HUGE_MIN		(8ULL << 20)	/* buffers this big use THP */
-#define STREAM_HUGE_ALIGN	((size_t)2 << 20)
 
 struct stream_job {
 	size_t		 t0, nt;	/* tensors: jt[t0 .. t0+nt) */
@@ -178,31 +175,18 @@ stream_fail(struct stream_run *r, const struct wb_err *e)
 	pthread_mutex_unlock(&r->lock);
 }
 
-/*
- * Buffers are kept from tensor to tensor: fresh pages cost a fault each.
- * Big ones are 2 MiB-aligned and asked to use transparent huge pages, so
- * faulting one in takes a 512th as many faults (numpy does the same).
- */
+/* Buffers are kept from tensor to tensor: fresh pages cost a fault each. */
 static int
 stream_grow(void **buf, size_t *cap, size_t want, struct wb_err *err)
 {
-	void *p = NULL;
+	void *p;
 
 	if (want <= *cap)
 		return 0;
 	free(*buf);
 	*buf = NULL;
 	*cap = 0;
-	if (want >= STREAM_HUGE_MIN) {
-		want = (want + STREAM_HUGE_ALIGN - 1) & ~(STREAM_HUGE_ALIGN - 1);
-		if (posix_memalign(&p, STREAM_HUGE_ALIGN, want) != 0)
-			p = NULL;
-		else
-			(void)madvise(p, want, MADV_HUGEPAGE);
-	} else {
-		p = malloc(want ? want : 1);
-	}
-	if (p == NULL)
+	if ((p = xf_buf_alloc(want)) == NULL)
 		return wb_err_set(err, WB_E_NOMEM, "out of memory allocating "
 		    "%zu bytes", want);
 	*buf = p;
@@ -301,8 +285,9 @@ stream_digest(struct stream_worker *wk, struct stream_weight *o,
 			return wb_err_set(&wk->err, WB_E_INTERNAL,
 			    "SHA-256 failed");
 		o->crc = kh5_crc64(o->crc, b + off, c);
-		stream_stats_add(&o->st, (const float *)(b + off),
-		    c / sizeof(float));
+		if (!wk->r->o->no_stats)
+			stream_stats_add(&o->st, (const float *)(b + off),
+			    c / sizeof(float));
 	}
 	return 0;
 }

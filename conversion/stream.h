@@ -40,6 +40,7 @@ struct stream_opts {
 	const struct npz_limits *limits;
 	int		 threads;	/* 0: one per online CPU */
 	int		 no_sha;	/* skip per-weight SHA-256 (nobody reads it) */
+	int		 no_stats;	/* skip per-weight statistics (the same) */
 	convert_progress_fn progress;	/* called under a lock; may be NULL */
 	void		*progress_arg;
 };

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "xform.h"
 
@@ -406,6 +407,23 @@ xf_transpose_rows(const float *src, float *dst, int ndim,
 	    instride, perm);
 }
 
+void *
+xf_buf_alloc(size_t bytes)
+{
+	size_t align = bytes >= XF_HUGE_MIN ? XF_HUGE_ALIGN :
+	    bytes >= XF_PAGE_MIN ? XF_PAGE_ALIGN : 0;
+	void *p = NULL;
+
+	if (align == 0)
+		return malloc(bytes ? bytes : 1);
+	bytes = (bytes + align - 1) & ~(align - 1);
+	if (posix_memalign(&p, align, bytes) != 0)
+		return NULL;
+	if (align == XF_HUGE_ALIGN)
+		(void)madvise(p, bytes, MADV_HUGEPAGE);
+	return p;
+}
+
 static int
 xf_reserve(struct xf_scratch *s, int which, uint64_t n, struct wb_err *err)
 {
@@ -419,7 +437,7 @@ xf_reserve(struct xf_scratch *s, int which, uint64_t n, struct wb_err *err)
 	free(s->buf[which]);
 	s->buf[which] = NULL;
 	s->cap[which] = 0;
-	if ((p = malloc((size_t)n * sizeof(float))) == NULL)
+	if ((p = xf_buf_alloc((size_t)n * sizeof(float))) == NULL)
 		return wb_err_set(err, WB_E_NOMEM,
 		    "out of memory allocating %llu bytes",
 		    (unsigned long long)(n * sizeof(float)));

@@ -89,6 +89,18 @@ int	xf_apply(const struct xf_recipe *r, const struct xf_shape *in,
 	    const float **result, struct xf_shape *out, struct wb_err *err);
 void	xf_scratch_free(struct xf_scratch *s);
 
+/*
+ * A buffer for tensor data, freed with free().  From XF_PAGE_MIN bytes it
+ * is page-aligned, so the writer can hand it to O_DIRECT I/O; from
+ * XF_HUGE_MIN it is 2 MiB-aligned and asks for transparent huge pages
+ * (fresh 4 KiB pages cost a fault each, slow on virtual machines).
+ */
+#define XF_PAGE_MIN	((size_t)256 << 10)
+#define XF_PAGE_ALIGN	((size_t)4096)
+#define XF_HUGE_MIN	((size_t)8 << 20)
+#define XF_HUGE_ALIGN	((size_t)2 << 20)
+void	*xf_buf_alloc(size_t bytes);
+
 /* N-d transpose of C-order src (shape in, perm p) into dst. */
 void	xf_transpose(const float *src, float *dst, int ndim,
 	    const uint64_t *shape, const int64_t *perm);
