@@ -359,7 +359,7 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 	for (k = 0; k < nweights; k++)
 		crc[k] = out[k].crc;
 	if ((rc = kh5_verify_crc64(tmp, p->format, kl, p->nlayers, crc,
-	    err)) != 0)
+	    o->threads, err)) != 0)
 		goto out;
 	convert_trace("verify");
 	if ((rc = convert_fsync_path(tmp, 0, err)) != 0)

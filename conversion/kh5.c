@@ -53,6 +53,7 @@
  */
 #define KH5_DIRECT_MIN		((uint64_t)1 << 20)
 #define KH5_DIRECT_ALIGN	((uint64_t)4096)
+#define KH5_VERIFY_THREADS	16
 
 struct kh5_dset {
 	hid_t		 id;
@@ -1320,12 +1321,64 @@ kh5_digest_update(struct sha256_ctx *ctx, struct kh5_digest *dg,
 	return sha256_update(ctx, buf, len);
 }
 
-/* The verifier's own view of the file, for reading data bytes directly. */
+/*
+ * The data pass of the check.  The metadata pass (under the HDF5 lock)
+ * checks names, types and shapes and, for each dataset stored as one
+ * contiguous run of little-endian float32 (all of ours), notes the run's
+ * address from the re-opened file's own metadata.  The runs are then read
+ * straight from the file, outside the lock and on several threads: their
+ * bytes are exactly what H5Dread would return.  The aligned middle of a
+ * big run is read with O_DIRECT (what the disk holds; no page cache
+ * filled for it).
+ */
+struct kh5_vitem {
+	uint64_t	 addr;
+	uint64_t	 len;		/* 0: checked in the metadata pass */
+	const char	*lname;
+	const struct kh5_weight *wt;
+	const uint8_t	*want_sha;	/* NULL: compare want_crc */
+	uint64_t	 want_crc;
+};
+
+struct kh5_vdata {
+	const char	*path;
+	struct kh5_vitem *items;
+	size_t		 n;
+	pthread_mutex_t	 mu;
+	size_t		 next;
+	size_t		 fail_at;	/* item of the first failure found */
+	struct wb_err	 err;
+};
+
 struct kh5_reader {
 	int		 fd;		/* buffered */
 	int		 dfd;		/* O_DIRECT, or -1 */
 	char		*buf;		/* KH5_VERIFY_BLOCK bytes, page-aligned */
 };
+
+/* Whether dataset d's bytes can be read raw; if so fill vi's range. */
+static int
+kh5_defer(hid_t d, const struct kh5_weight *wt, struct kh5_vitem *vi)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	uint64_t total = 1;
+	haddr_t addr;
+	int k;
+
+	if (vi == NULL)
+		return 0;
+	for (k = 0; k < wt->ndim; k++)
+		total *= wt->shape[k];	/* checked by kh5_check_layers */
+	if (total == 0 || (addr = H5Dget_offset(d)) == HADDR_UNDEF ||
+	    total > (UINT64_MAX - (uint64_t)addr) / sizeof(float))
+		return 0;
+	vi->addr = (uint64_t)addr;
+	vi->len = total * sizeof(float);
+	return 1;
+#else
+	return 0;
+#endif
+}
 
 static int
 kh5_pread_fd(int fd, char *p, uint64_t off, uint64_t len, uint64_t *got)
@@ -1346,14 +1399,7 @@ kh5_pread_fd(int fd, char *p, uint64_t off, uint64_t len, uint64_t *got)
 	return 0;
 }
 
-/*
- * Digest the `len` data bytes at file offset addr by reading the file
- * itself: our datasets are contiguous, unfiltered little-endian float32,
- * so their bytes in the file are exactly what H5Dread would return, and
- * the offset comes from the re-opened file's own metadata.  The aligned
- * middle of a big dataset is read with O_DIRECT (what the disk holds, and
- * no page cache filled for it).
- */
+/* Digest the len bytes at file offset addr. */
 static int
 kh5_hash_raw(struct kh5_reader *rd, uint64_t addr, uint64_t len,
     const char *full, struct kh5_digest *dg, struct sha256_ctx *ctx,
@@ -1402,8 +1448,141 @@ kh5_hash_raw(struct kh5_reader *rd, uint64_t addr, uint64_t len,
 }
 
 static int
+kh5_check_item(struct kh5_reader *rd, const struct kh5_vitem *vi,
+    struct wb_err *err)
+{
+	struct sha256_ctx *ctx = NULL;
+	struct kh5_digest got = { vi->want_sha == NULL, 0, { 0 } };
+	char *full = NULL, hg[SHA256_HEXLEN + 1], hw[SHA256_HEXLEN + 1];
+	int rc = 0;
+
+	if ((full = kh5_join(vi->lname, vi->wt->path)) == NULL ||
+	    (!got.crc && sha256_new(&ctx) != 0)) {
+		rc = wb_err_set(err, WB_E_NOMEM, "verify: out of memory");
+		goto out;
+	}
+	if ((rc = kh5_hash_raw(rd, vi->addr, vi->len, full, &got, ctx,
+	    err)) != 0)
+		goto out;
+	if (got.crc && got.crc64 != vi->want_crc) {
+		rc = wb_err_set(err, WB_E_OUTPUT,
+		    "verify: dataset '%.*s' CRC-64 is %016llx, expected "
+		    "%016llx: the file does not hold what was written",
+		    KH5_SHOW, full, (unsigned long long)got.crc64,
+		    (unsigned long long)vi->want_crc);
+		goto out;
+	}
+	if (!got.crc) {
+		if (sha256_final(ctx, got.sha) != 0) {
+			rc = wb_err_set(err, WB_E_INTERNAL,
+			    "verify: hashing '%.*s'", KH5_SHOW, full);
+			goto out;
+		}
+		if (memcmp(got.sha, vi->want_sha, SHA256_LEN) != 0) {
+			sha256_hex(got.sha, hg);
+			sha256_hex(vi->want_sha, hw);
+			rc = wb_err_set(err, WB_E_OUTPUT,
+			    "verify: dataset '%.*s' SHA-256 is %.16s..., "
+			    "expected %.16s...", KH5_SHOW, full, hg, hw);
+		}
+	}
+out:
+	sha256_free(ctx);
+	free(full);
+	return rc;
+}
+
+static void *
+kh5_data_worker(void *arg)
+{
+	struct kh5_vdata *vd = arg;
+	struct kh5_reader rd = { -1, -1, NULL };
+	struct wb_err err = { 0 };
+	size_t i = SIZE_MAX;
+	int rc = 0;
+
+	if ((rd.fd = open(vd->path, O_RDONLY | O_CLOEXEC)) < 0) {
+		rc = wb_err_set(&err, WB_E_IO, "verify: cannot open '%.*s': "
+		    "%s", KH5_SHOW, vd->path, strerror(errno));
+		goto out;
+	}
+	/* Not every file system does O_DIRECT; then everything is buffered. */
+	rd.dfd = open(vd->path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	if (posix_memalign((void **)&rd.buf, KH5_DIRECT_ALIGN,
+	    KH5_VERIFY_BLOCK) != 0) {
+		rd.buf = NULL;
+		rc = wb_err_set(&err, WB_E_NOMEM, "verify: out of memory");
+		goto out;
+	}
+	for (;;) {
+		pthread_mutex_lock(&vd->mu);
+		i = vd->fail_at == SIZE_MAX ? vd->next++ : vd->n;
+		pthread_mutex_unlock(&vd->mu);
+		if (i >= vd->n)
+			break;
+		if (vd->items[i].len > 0 &&
+		    (rc = kh5_check_item(&rd, &vd->items[i], &err)) != 0)
+			break;
+	}
+out:
+	if (rc != 0) {
+		pthread_mutex_lock(&vd->mu);
+		if (i == SIZE_MAX)
+			i = 0;
+		if (vd->fail_at == SIZE_MAX || i < vd->fail_at) {
+			vd->fail_at = i;
+			vd->err = err;
+		}
+		pthread_mutex_unlock(&vd->mu);
+	}
+	if (rd.fd >= 0)
+		close(rd.fd);
+	if (rd.dfd >= 0)
+		close(rd.dfd);
+	free(rd.buf);
+	return NULL;
+}
+
+/* Check the deferred runs on up to `threads` threads (0: one per CPU). */
+static int
+kh5_verify_data(const char *path, struct kh5_vitem *items, size_t n,
+    int threads, struct wb_err *err)
+{
+	struct kh5_vdata vd;
+	pthread_t tid[KH5_VERIFY_THREADS];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int i, nt, started = 0;
+
+	memset(&vd, 0, sizeof(vd));
+	vd.path = path;
+	vd.items = items;
+	vd.n = n;
+	vd.fail_at = SIZE_MAX;
+	pthread_mutex_init(&vd.mu, NULL);
+	nt = threads > 0 ? threads : ncpu > 0 ? (int)ncpu : 1;
+	if (nt > KH5_VERIFY_THREADS)
+		nt = KH5_VERIFY_THREADS;
+	if ((size_t)nt > n)
+		nt = n > 0 ? (int)n : 1;
+	for (i = 1; i < nt; i++) {
+		if (pthread_create(&tid[i], NULL, kh5_data_worker, &vd) != 0)
+			break;	/* fewer threads: still correct */
+		started++;
+	}
+	kh5_data_worker(&vd);
+	for (i = 1; i <= started; i++)
+		pthread_join(tid[i], NULL);
+	pthread_mutex_destroy(&vd.mu);
+	if (vd.fail_at != SIZE_MAX) {
+		*err = vd.err;
+		return vd.err.code ? vd.err.code : WB_E_OUTPUT;
+	}
+	return 0;
+}
+
+static int
 kh5_hash_dataset(hid_t d, int ndim, const hsize_t *dims, const char *full,
-    struct kh5_reader *rd, struct kh5_digest *dg, struct wb_err *err)
+    struct kh5_digest *dg, struct wb_err *err)
 {
 	struct sha256_ctx *ctx = NULL;
 	hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
@@ -1423,20 +1602,6 @@ kh5_hash_dataset(hid_t d, int ndim, const hsize_t *dims, const char *full,
 		total *= dims[k];
 	if (total == 0)
 		goto final;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	{
-		haddr_t addr = H5Dget_offset(d);
-
-		if (rd != NULL && addr != HADDR_UNDEF &&
-		    total <= (UINT64_MAX - addr) / sizeof(float)) {
-			rc = kh5_hash_raw(rd, (uint64_t)addr,
-			    total * sizeof(float), full, dg, ctx, err);
-			if (rc != 0)
-				goto out;
-			goto final;
-		}
-	}
-#endif
 	if (ndim == 0) {
 		float v;
 
@@ -1533,7 +1698,7 @@ out:
 /* Check one dataset's type, shape and digest. */
 static int
 kh5_verify_dataset(hid_t file, const char *lname, const struct kh5_weight *wt,
-    struct kh5_reader *rd, const uint8_t *want_sha, uint64_t want_crc,
+    struct kh5_vitem *vi, const uint8_t *want_sha, uint64_t want_crc,
     struct wb_err *err)
 {
 	hid_t d = H5I_INVALID_HID, type = H5I_INVALID_HID;
@@ -1587,8 +1752,14 @@ kh5_verify_dataset(hid_t file, const char *lname, const struct kh5_weight *wt,
 			    (unsigned long long)wt->shape[k]);
 			goto out;
 		}
-	if ((rc = kh5_hash_dataset(d, wt->ndim, dims, full, rd, &got,
-	    err)) != 0)
+	if (kh5_defer(d, wt, vi)) {
+		vi->lname = lname;
+		vi->wt = wt;
+		vi->want_sha = want_sha;
+		vi->want_crc = want_crc;
+		goto out;	/* its bytes are checked by kh5_verify_data() */
+	}
+	if ((rc = kh5_hash_dataset(d, wt->ndim, dims, full, &got, err)) != 0)
 		goto out;
 	if (want_sha == NULL && got.crc64 != want_crc) {
 		rc = wb_err_set(err, WB_E_OUTPUT,
@@ -1620,11 +1791,11 @@ out:
 static int
 kh5_verify_locked(const char *path, enum kh5_format fmt,
     const struct kh5_layer *layers, size_t nlayers,
-    const uint8_t (*sha)[32], const uint64_t *crc, struct wb_err *err)
+    const uint8_t (*sha)[32], const uint64_t *crc, struct kh5_vitem *items,
+    struct wb_err *err)
 {
 	hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID;
 	hid_t g = H5I_INVALID_HID;
-	struct kh5_reader rd = { -1, -1, NULL };
 	const char **names = NULL;
 	size_t total, i, j, k, maxw = 0;
 	htri_t ex;
@@ -1658,18 +1829,6 @@ kh5_verify_locked(const char *path, enum kh5_format fmt,
 	if ((file = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {
 		rc = KH5_FAIL(err, WB_E_OUTPUT, "verify: cannot open '%.*s'",
 		    KH5_SHOW, path);
-		goto out;
-	}
-	if ((rd.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		rc = wb_err_set(err, WB_E_IO, "verify: cannot open '%.*s': %s",
-		    KH5_SHOW, path, strerror(errno));
-		goto out;
-	}
-	rd.dfd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
-	if (posix_memalign((void **)&rd.buf, KH5_DIRECT_ALIGN,
-	    KH5_VERIFY_BLOCK) != 0) {
-		rd.buf = NULL;
-		rc = wb_err_set(err, WB_E_NOMEM, "verify: out of memory");
 		goto out;
 	}
 	if (fmt == KH5_LEGACY) {
@@ -1712,7 +1871,7 @@ kh5_verify_locked(const char *path, enum kh5_format fmt,
 		g = H5I_INVALID_HID;
 		for (j = 0; j < layers[i].nweights; j++, k++)
 			if ((rc = kh5_verify_dataset(file, layers[i].name,
-			    &layers[i].w[j], &rd, sha ? sha[k] : NULL,
+			    &layers[i].w[j], &items[k], sha ? sha[k] : NULL,
 			    crc ? crc[k] : 0, err)) != 0)
 				goto out;
 	}
@@ -1730,12 +1889,38 @@ out:
 		H5Fclose(file);
 	if (fapl >= 0)
 		H5Pclose(fapl);
-	if (rd.fd >= 0)
-		close(rd.fd);
-	if (rd.dfd >= 0)
-		close(rd.dfd);
-	free(rd.buf);
 	free(names);
+	return rc;
+}
+
+/* The metadata pass under the HDF5 lock, then the data pass without it. */
+static int
+kh5_verify_both(const char *path, enum kh5_format fmt,
+    const struct kh5_layer *layers, size_t nlayers,
+    const uint8_t (*sha)[32], const uint64_t *crc, int threads,
+    struct wb_err *err)
+{
+	struct kh5_vitem *items = NULL;
+	size_t i, total = 0;
+	int rc;
+
+	for (i = 0; layers != NULL && i < nlayers; i++)
+		if (layers[i].nweights > SIZE_MAX / 2 - total)
+			return wb_err_set(err, WB_E_LIMIT, "verify: too many "
+			    "weights");
+		else
+			total += layers[i].nweights;
+	if ((items = calloc(total + 1, sizeof(*items))) == NULL)
+		return wb_err_set(err, WB_E_NOMEM, "verify: out of memory");
+	if ((rc = kh5_enter(err)) != 0)
+		goto out;
+	rc = kh5_verify_locked(path, fmt, layers, nlayers, sha, crc, items,
+	    err);
+	kh5_leave();
+	if (rc == 0)
+		rc = kh5_verify_data(path, items, total, threads, err);
+out:
+	free(items);
 	return rc;
 }
 
@@ -1744,27 +1929,16 @@ kh5_verify(const char *path, enum kh5_format fmt,
     const struct kh5_layer *layers, size_t nlayers,
     const uint8_t (*sha)[32], struct wb_err *err)
 {
-	int rc;
-
-	if ((rc = kh5_enter(err)) != 0)
-		return rc;
-	rc = kh5_verify_locked(path, fmt, layers, nlayers, sha, NULL, err);
-	kh5_leave();
-	return rc;
+	return kh5_verify_both(path, fmt, layers, nlayers, sha, NULL, 0, err);
 }
 
 int
 kh5_verify_crc64(const char *path, enum kh5_format fmt,
     const struct kh5_layer *layers, size_t nlayers, const uint64_t *crc,
-    struct wb_err *err)
+    int threads, struct wb_err *err)
 {
-	int rc;
-
-	if ((rc = kh5_enter(err)) != 0)
-		return rc;
-	rc = kh5_verify_locked(path, fmt, layers, nlayers, NULL, crc, err);
-	kh5_leave();
-	return rc;
+	return kh5_verify_both(path, fmt, layers, nlayers, NULL, crc, threads,
+	    err);
 }
 
 uint64_t

@@ -111,10 +111,12 @@ int	kh5_verify(const char *path, enum kh5_format fmt,
  * float32 bytes instead of SHA-256: an order of magnitude cheaper, so the
  * converter can afford to re-read every byte it wrote.  crc[k] counts
  * weights across layers in order, computed with kh5_crc64(0, data, len).
+ * Data bytes are read back on up to `threads` threads (0: one per CPU);
+ * big datasets with O_DIRECT, so the check reads what the disk holds.
  */
 int	kh5_verify_crc64(const char *path, enum kh5_format fmt,
 	    const struct kh5_layer *layers, size_t nlayers,
-	    const uint64_t *crc, struct wb_err *err);
+	    const uint64_t *crc, int threads, struct wb_err *err);
 uint64_t kh5_crc64(uint64_t crc, const void *buf, size_t len);
 
 /* Version string of the HDF5 library in use, e.g. "1.10.8". */

@@ -55,6 +55,7 @@ struct stream_run {
 	struct wb_err	 err;		/* the first failure */
 	uint64_t	 budget, held;	/* bytes of buffers held by workers */
 	int		 active;	/* workers holding memory */
+	int		 waiting;	/* workers waiting for memory */
 	uint64_t	 done_t, done_b, total_t, total_b, written;
 };
 
@@ -224,12 +225,18 @@ stream_acquire(struct stream_worker *wk, uint64_t need)
 	uint64_t mine = stream_holding(wk);
 	int stop;
 
-	/* Holding far more than this job needs: give it back first. */
-	if (mine > STREAM_TRIM_MIN && mine > 2 * need) {
+	/*
+	 * Holding far more than this job needs while another worker waits
+	 * for memory: give it back.  Otherwise keep it for the next big
+	 * tensor: zeroing fresh pages costs more than the copy into them.
+	 */
+	pthread_mutex_lock(&r->lock);
+	if (mine > STREAM_TRIM_MIN && mine > 2 * need && r->waiting > 0) {
+		pthread_mutex_unlock(&r->lock);
 		stream_trim(wk);
 		mine = 0;
+		pthread_mutex_lock(&r->lock);
 	}
-	pthread_mutex_lock(&r->lock);
 	r->held -= wk->account;
 	wk->account = 0;
 	pthread_cond_broadcast(&r->cv);	/* we may have given memory back */
@@ -244,7 +251,9 @@ stream_acquire(struct stream_worker *wk, uint64_t need)
 				pthread_mutex_lock(&r->lock);
 				continue;
 			}
+			r->waiting++;
 			pthread_cond_wait(&r->cv, &r->lock);
+			r->waiting--;
 		}
 	}
 	wk->account = need > mine ? need : mine;
@@ -258,7 +267,14 @@ static void
 stream_release(struct stream_worker *wk)
 {
 	struct stream_run *r = wk->r;
+	int waiting;
 
+	/* Someone waits for memory: do not make them wait for our next job. */
+	pthread_mutex_lock(&r->lock);
+	waiting = r->waiting;
+	pthread_mutex_unlock(&r->lock);
+	if (waiting > 0)
+		stream_trim(wk);
 	pthread_mutex_lock(&r->lock);
 	r->held -= wk->account;
 	wk->account = stream_holding(wk);
