@@ -54,6 +54,7 @@
 #define KH5_DIRECT_MIN		((uint64_t)1 << 20)
 #define KH5_DIRECT_ALIGN	((uint64_t)4096)
 #define KH5_VERIFY_THREADS	16
+#define KH5_RAW_BLOCK		((uint64_t)4 << 20)	/* bytes per read-back */
 
 struct kh5_dset {
 	hid_t		 id;
@@ -1353,7 +1354,7 @@ struct kh5_vdata {
 struct kh5_reader {
 	int		 fd;		/* buffered */
 	int		 dfd;		/* O_DIRECT, or -1 */
-	char		*buf;		/* KH5_VERIFY_BLOCK bytes, page-aligned */
+	char		*buf;		/* KH5_RAW_BLOCK bytes, page-aligned */
 };
 
 /* Whether dataset d's bytes can be read raw; if so fill vi's range. */
@@ -1422,8 +1423,8 @@ kh5_hash_raw(struct kh5_reader *rd, uint64_t addr, uint64_t len,
 			n = end - pos;
 			fd = rd->fd;
 		}
-		if (n > KH5_VERIFY_BLOCK)
-			n = KH5_VERIFY_BLOCK;
+		if (n > KH5_RAW_BLOCK)
+			n = KH5_RAW_BLOCK;
 		skip = pos - lo;
 		if (kh5_pread_fd(fd, rd->buf, lo, n, &got) != 0)
 			return wb_err_set(err, WB_E_IO, "verify: dataset "
@@ -1509,7 +1510,7 @@ kh5_data_worker(void *arg)
 	/* Not every file system does O_DIRECT; then everything is buffered. */
 	rd.dfd = open(vd->path, O_RDONLY | O_CLOEXEC | O_DIRECT);
 	if (posix_memalign((void **)&rd.buf, KH5_DIRECT_ALIGN,
-	    KH5_VERIFY_BLOCK) != 0) {
+	    KH5_RAW_BLOCK) != 0) {
 		rd.buf = NULL;
 		rc = wb_err_set(&err, WB_E_NOMEM, "verify: out of memory");
 		goto out;

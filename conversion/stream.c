@@ -184,7 +184,7 @@ stream_grow(void **buf, size_t *cap, size_t want, struct wb_err *err)
 
 	if (want <= *cap)
 		return 0;
-	free(*buf);
+	xf_buf_free(*buf, *cap);
 	*buf = NULL;
 	*cap = 0;
 	if ((p = xf_buf_alloc(want)) == NULL)
@@ -198,9 +198,9 @@ stream_grow(void **buf, size_t *cap, size_t want, struct wb_err *err)
 static void
 stream_trim(struct stream_worker *wk)
 {
-	free(wk->raw);
-	free(wk->one);
-	free(wk->slab);
+	xf_buf_free(wk->raw, wk->raw_cap);
+	xf_buf_free(wk->one, wk->one_cap);
+	xf_buf_free(wk->slab, wk->slab_cap);
 	xf_scratch_free(&wk->scratch);
 	wk->raw = wk->one = wk->slab = NULL;
 	wk->raw_cap = wk->one_cap = wk->slab_cap = 0;

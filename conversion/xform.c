@@ -407,21 +407,51 @@ xf_transpose_rows(const float *src, float *dst, int ndim,
 	    instride, perm);
 }
 
+/*
+ * Big buffers are mapped and unmapped directly: through malloc, freed ones
+ * stay in the allocator's arenas (its mmap threshold rises after each big
+ * free), and the process keeps them resident long after the tensor is gone.
+ */
 void *
 xf_buf_alloc(size_t bytes)
 {
-	size_t align = bytes >= XF_HUGE_MIN ? XF_HUGE_ALIGN :
-	    bytes >= XF_PAGE_MIN ? XF_PAGE_ALIGN : 0;
-	void *p = NULL;
+	size_t len, lead;
+	char *p;
 
-	if (align == 0)
+	if (bytes < XF_PAGE_MIN)
 		return malloc(bytes ? bytes : 1);
-	bytes = (bytes + align - 1) & ~(align - 1);
-	if (posix_memalign(&p, align, bytes) != 0)
+	len = (bytes + XF_PAGE_ALIGN - 1) & ~(XF_PAGE_ALIGN - 1);
+	if (len < XF_HUGE_MIN) {
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		return p == MAP_FAILED ? NULL : p;
+	}
+	/* 2 MiB-aligned, so every page can be a huge one. */
+	if (len > SIZE_MAX - XF_HUGE_ALIGN)
 		return NULL;
-	if (align == XF_HUGE_ALIGN)
-		(void)madvise(p, bytes, MADV_HUGEPAGE);
+	p = mmap(NULL, len + XF_HUGE_ALIGN, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	lead = (XF_HUGE_ALIGN - (uintptr_t)p % XF_HUGE_ALIGN) % XF_HUGE_ALIGN;
+	if (lead > 0)
+		(void)munmap(p, lead);
+	(void)munmap(p + lead + len, XF_HUGE_ALIGN - lead);
+	p += lead;
+	(void)madvise(p, len, MADV_HUGEPAGE);
 	return p;
+}
+
+void
+xf_buf_free(void *p, size_t bytes)
+{
+	if (p == NULL)
+		return;
+	if (bytes < XF_PAGE_MIN)
+		free(p);
+	else
+		(void)munmap(p, (bytes + XF_PAGE_ALIGN - 1) &
+		    ~(XF_PAGE_ALIGN - 1));
 }
 
 static int
@@ -434,7 +464,7 @@ xf_reserve(struct xf_scratch *s, int which, uint64_t n, struct wb_err *err)
 	if (n > SIZE_MAX / sizeof(float))
 		return wb_err_set(err, WB_E_NOMEM, "tensor too large");
 	/* Fresh pages are slow to fault in; keep the buffer across calls. */
-	free(s->buf[which]);
+	xf_buf_free(s->buf[which], s->cap[which] * sizeof(float));
 	s->buf[which] = NULL;
 	s->cap[which] = 0;
 	if ((p = xf_buf_alloc((size_t)n * sizeof(float))) == NULL)
@@ -451,8 +481,8 @@ xf_scratch_free(struct xf_scratch *s)
 {
 	if (s == NULL)
 		return;
-	free(s->buf[0]);
-	free(s->buf[1]);
+	xf_buf_free(s->buf[0], s->cap[0] * sizeof(float));
+	xf_buf_free(s->buf[1], s->cap[1] * sizeof(float));
 	memset(s, 0, sizeof(*s));
 }
 

@@ -90,7 +90,9 @@ int	xf_apply(const struct xf_recipe *r, const struct xf_shape *in,
 void	xf_scratch_free(struct xf_scratch *s);
 
 /*
- * A buffer for tensor data, freed with free().  From XF_PAGE_MIN bytes it
+ * A buffer for tensor data, freed with xf_buf_free(p, the same bytes).
+ * From XF_PAGE_MIN bytes it is mapped on its own (freeing it gives the
+ * memory back at once) and
  * is page-aligned, so the writer can hand it to O_DIRECT I/O; from
  * XF_HUGE_MIN it is 2 MiB-aligned and asks for transparent huge pages
  * (fresh 4 KiB pages cost a fault each, slow on virtual machines).
@@ -100,6 +102,7 @@ void	xf_scratch_free(struct xf_scratch *s);
 #define XF_HUGE_MIN	((size_t)8 << 20)
 #define XF_HUGE_ALIGN	((size_t)2 << 20)
 void	*xf_buf_alloc(size_t bytes);
+void	 xf_buf_free(void *p, size_t bytes);
 
 /* N-d transpose of C-order src (shape in, perm p) into dst. */
 void	xf_transpose(const float *src, float *dst, int ndim,
