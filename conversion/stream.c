@@ -25,7 +25,7 @@
 #define STREAM_SLAB_MIN		(64ULL << 20)	/* outputs this big go in slabs */
 #define STREAM_SLAB_ELEMS	(4ULL << 20)	/* 16 MiB of float32 per slab */
 #define STREAM_DIGEST_CHUNK	(256u << 10)	/* hash in cache-sized pieces */
-#define STREAM_BUDGET_SLACK	(16ULL << 20)
+#define STREAM_BUDGET_SLACK	(40ULL << 20)
 #define STREAM_TRIM_MIN		(32ULL << 20)
 #define STREAM_MAX_THREADS	64
 
