@@ -349,19 +349,23 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 	rc = stream_run(p, w, &so, out, &written, err);
 	streamed = 1;
 	convert_trace("stream");
-	if (kh5_close(w, err) != 0 && rc == 0)
-		rc = err->code;
-	w = NULL;
-	convert_trace("close");
-	if (rc != 0)
+	if (rc != 0) {
+		(void)kh5_close(w, err);	/* err keeps the first failure */
+		w = NULL;
 		goto out;
-	/* Re-read every byte written and check it against what we meant. */
+	}
+	/*
+	 * Close, and re-read every byte written and check it against what we
+	 * meant (big tensors were read back from the disk as they were
+	 * written; the rest, and every name and shape, now).
+	 */
 	for (k = 0; k < nweights; k++)
 		crc[k] = out[k].crc;
-	if ((rc = kh5_verify_crc64(tmp, p->format, kl, p->nlayers, crc,
-	    o->threads, err)) != 0)
-		goto out;
+	rc = kh5_close_verify(w, tmp, kl, p->nlayers, crc, o->threads, err);
+	w = NULL;
 	convert_trace("verify");
+	if (rc != 0)
+		goto out;
 	if ((rc = convert_fsync_path(tmp, 0, err)) != 0)
 		goto out;
 	convert_trace("fsync");

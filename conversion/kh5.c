@@ -55,6 +55,7 @@
 #define KH5_DIRECT_ALIGN	((uint64_t)4096)
 #define KH5_VERIFY_THREADS	16
 #define KH5_RAW_BLOCK		((uint64_t)4 << 20)	/* bytes per read-back */
+#define KH5_RB_MAX		KH5_VERIFY_THREADS
 
 struct kh5_dset {
 	hid_t		 id;
@@ -65,6 +66,7 @@ struct kh5_dset {
 	uint64_t	 rows;		/* leading dimension (1 for a scalar) */
 	uint64_t	 rows_done;	/* rows written so far, capped at rows */
 	uint64_t	 addr;		/* file offset of its data, or KH5_NOADDR */
+	uint64_t	 checked;	/* bytes read back as written (w->mu) */
 	char		*layer;		/* for messages */
 	char		*path;
 };
@@ -81,7 +83,9 @@ struct kh5_writer {
 	struct kh5_dset	*ds;
 	int		 rawfd;		/* for tensor bytes; see kh5_write() */
 	int		 dfd;		/* the same file with O_DIRECT, or -1 */
-	pthread_mutex_t	 mu;		/* rows_done */
+	pthread_mutex_t	 mu;		/* rows_done, checked, rb */
+	char		*rb[KH5_RB_MAX];	/* free read-back buffers */
+	int		 nrb;
 	pthread_mutex_t	 iomu;		/* writes to rawfd */
 };
 
@@ -107,6 +111,7 @@ static _Thread_local int kh5_quiet;
 
 static int	kh5_fail_at(struct wb_err *, const char *, int, enum wb_code,
 		    const char *, ...) __attribute__((format(printf, 5, 6)));
+static int	kh5_pread_fd(int, char *, uint64_t, uint64_t, uint64_t *);
 
 static void
 kh5_init(void)
@@ -603,6 +608,8 @@ kh5_writer_free(struct kh5_writer *w, struct wb_err *err)
 		    strerror(errno));
 	if (w->file >= 0 && H5Fclose(w->file) < 0 && rc == 0)
 		rc = KH5_FAIL(err, WB_E_OUTPUT, "closing the weight file");
+	while (w->nrb > 0)
+		free(w->rb[--w->nrb]);
 	pthread_mutex_destroy(&w->mu);
 	pthread_mutex_destroy(&w->iomu);
 	free(w->ds);
@@ -785,13 +792,13 @@ kh5_create_locked(const char *path, enum kh5_format fmt,
 		    KH5_SHOW, path);
 		goto out;
 	}
-	if ((w->rawfd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+	if ((w->rawfd = open(path, O_RDWR | O_CLOEXEC)) < 0) {
 		rc = wb_err_set(err, WB_E_IO, "cannot open '%.*s' for data: "
 		    "%s", KH5_SHOW, path, strerror(errno));
 		goto out;
 	}
 	/* Not every file system does O_DIRECT; then all writes are buffered. */
-	w->dfd = open(path, O_WRONLY | O_CLOEXEC | O_DIRECT);
+	w->dfd = open(path, O_RDWR | O_CLOEXEC | O_DIRECT);
 
 	if (fmt == KH5_LEGACY) {
 		for (i = 0; i < nlayers; i++)
@@ -930,8 +937,92 @@ kh5_pwrite_buffered(struct kh5_writer *w, const struct kh5_dset *ds,
 	return rc;
 }
 
+/* A read-back buffer from the writer's pool (or a new one), and back. */
+static char *
+kh5_rb_get(struct kh5_writer *w)
+{
+	void *p = NULL;
+
+	pthread_mutex_lock(&w->mu);
+	if (w->nrb > 0)
+		p = w->rb[--w->nrb];
+	pthread_mutex_unlock(&w->mu);
+	if (p == NULL && posix_memalign(&p, KH5_DIRECT_ALIGN,
+	    KH5_RAW_BLOCK) != 0)
+		p = NULL;
+	return p;
+}
+
+static void
+kh5_rb_put(struct kh5_writer *w, char *p)
+{
+	pthread_mutex_lock(&w->mu);
+	if (w->nrb < KH5_RB_MAX) {
+		w->rb[w->nrb++] = p;
+		p = NULL;
+	}
+	pthread_mutex_unlock(&w->mu);
+	free(p);
+}
+
+/*
+ * Read back what a direct write just put at [off, off + len) and compare
+ * it with the source: the aligned middle with O_DIRECT (what the disk now
+ * holds), the ragged ends from the page cache.  This is the read-back
+ * check of kh5_close_verify() done while the data is at hand and the disk
+ * is otherwise idle (converting is CPU-bound), instead of one more pass.
+ */
 static int
-kh5_pwrite(struct kh5_writer *w, const struct kh5_dset *ds, uint64_t off,
+kh5_readback(struct kh5_writer *w, struct kh5_dset *ds, uint64_t off,
+    const char *p, uint64_t len, uint64_t head, uint64_t body,
+    struct wb_err *err)
+{
+	uint64_t pos = 0, n, got;
+	char *buf;
+	int fd, rc = 0;
+
+	if ((buf = kh5_rb_get(w)) == NULL)
+		return wb_err_set(err, WB_E_NOMEM, "kh5: out of memory");
+	while (pos < len) {
+		if (pos < head) {
+			n = head - pos;
+			fd = w->rawfd;
+		} else if (pos < head + body) {
+			n = head + body - pos;
+			fd = w->dfd;
+		} else {
+			n = len - pos;
+			fd = w->rawfd;
+		}
+		if (n > KH5_RAW_BLOCK)
+			n = KH5_RAW_BLOCK;
+		if (kh5_pread_fd(fd, buf, off + pos, n, &got) != 0) {
+			rc = wb_err_set(err, WB_E_IO, "verify: layer '%.*s' "
+			    "weight '%.*s': reading it back failed: %s",
+			    KH5_SHOW, ds->layer, KH5_SHOW, ds->path,
+			    strerror(errno));
+			goto out;
+		}
+		if (got != n || memcmp(buf, p + pos, (size_t)n) != 0) {
+			rc = wb_err_set(err, WB_E_OUTPUT, "verify: layer '%.*s' "
+			    "weight '%.*s': the file does not hold what was "
+			    "written (bytes %llu..%llu)", KH5_SHOW, ds->layer,
+			    KH5_SHOW, ds->path, (unsigned long long)pos,
+			    (unsigned long long)(pos + n));
+			goto out;
+		}
+		pos += n;
+	}
+	pthread_mutex_lock(&w->mu);
+	ds->checked += len;
+	pthread_mutex_unlock(&w->mu);
+out:
+	kh5_rb_put(w, buf);
+	return rc;
+}
+
+static int
+kh5_pwrite(struct kh5_writer *w, struct kh5_dset *ds, uint64_t off,
     const void *data, uint64_t len, struct wb_err *err)
 {
 	const char *p = data;
@@ -947,10 +1038,11 @@ kh5_pwrite(struct kh5_writer *w, const struct kh5_dset *ds, uint64_t off,
 	if ((rc = kh5_pwrite_buffered(w, ds, off, p, head, err)) != 0)
 		return rc;
 	if ((rc = kh5_pwrite_fd(w->dfd, ds, off + head, p + head, body,
-	    err)) != 0)
+	    err)) != 0 ||
+	    (rc = kh5_pwrite_buffered(w, ds, off + head + body, p + head +
+	    body, len - head - body, err)) != 0)
 		return rc;
-	return kh5_pwrite_buffered(w, ds, off + head + body, p + head + body,
-	    len - head - body, err);
+	return kh5_readback(w, ds, off, p, len, head, body, err);
 }
 
 static int
@@ -1333,8 +1425,10 @@ kh5_digest_update(struct sha256_ctx *ctx, struct kh5_digest *dg,
  * filled for it).
  */
 struct kh5_vitem {
+	uint64_t	 wrote;		/* read back at this offset when written,
+					   or KH5_NOADDR */
 	uint64_t	 addr;
-	uint64_t	 len;		/* 0: checked in the metadata pass */
+	uint64_t	 len;		/* 0: nothing left for the data pass */
 	const char	*lname;
 	const struct kh5_weight *wt;
 	const uint8_t	*want_sha;	/* NULL: compare want_crc */
@@ -1758,7 +1852,24 @@ kh5_verify_dataset(hid_t file, const char *lname, const struct kh5_weight *wt,
 		vi->wt = wt;
 		vi->want_sha = want_sha;
 		vi->want_crc = want_crc;
-		goto out;	/* its bytes are checked by kh5_verify_data() */
+		if (vi->wrote == KH5_NOADDR)
+			goto out;	/* checked by kh5_verify_data() */
+		/* Already read back: it must be where it was written. */
+		if (vi->addr != vi->wrote) {
+			rc = wb_err_set(err, WB_E_OUTPUT,
+			    "verify: dataset '%.*s' is at offset %llu of the "
+			    "file, its bytes were written at %llu", KH5_SHOW,
+			    full, (unsigned long long)vi->addr,
+			    (unsigned long long)vi->wrote);
+			goto out;
+		}
+		vi->len = 0;
+		goto out;
+	}
+	if (vi != NULL && vi->wrote != KH5_NOADDR) {
+		rc = wb_err_set(err, WB_E_OUTPUT, "verify: dataset '%.*s' has "
+		    "no data where it was written", KH5_SHOW, full);
+		goto out;
 	}
 	if ((rc = kh5_hash_dataset(d, wt->ndim, dims, full, &got, err)) != 0)
 		goto out;
@@ -1898,8 +2009,8 @@ out:
 static int
 kh5_verify_both(const char *path, enum kh5_format fmt,
     const struct kh5_layer *layers, size_t nlayers,
-    const uint8_t (*sha)[32], const uint64_t *crc, int threads,
-    struct wb_err *err)
+    const uint8_t (*sha)[32], const uint64_t *crc, const uint64_t *wrote,
+    int threads, struct wb_err *err)
 {
 	struct kh5_vitem *items = NULL;
 	size_t i, total = 0;
@@ -1913,6 +2024,8 @@ kh5_verify_both(const char *path, enum kh5_format fmt,
 			total += layers[i].nweights;
 	if ((items = calloc(total + 1, sizeof(*items))) == NULL)
 		return wb_err_set(err, WB_E_NOMEM, "verify: out of memory");
+	for (i = 0; i < total; i++)
+		items[i].wrote = wrote != NULL ? wrote[i] : KH5_NOADDR;
 	if ((rc = kh5_enter(err)) != 0)
 		goto out;
 	rc = kh5_verify_locked(path, fmt, layers, nlayers, sha, crc, items,
@@ -1930,7 +2043,8 @@ kh5_verify(const char *path, enum kh5_format fmt,
     const struct kh5_layer *layers, size_t nlayers,
     const uint8_t (*sha)[32], struct wb_err *err)
 {
-	return kh5_verify_both(path, fmt, layers, nlayers, sha, NULL, 0, err);
+	return kh5_verify_both(path, fmt, layers, nlayers, sha, NULL, NULL, 0,
+	    err);
 }
 
 int
@@ -1938,8 +2052,35 @@ kh5_verify_crc64(const char *path, enum kh5_format fmt,
     const struct kh5_layer *layers, size_t nlayers, const uint64_t *crc,
     int threads, struct wb_err *err)
 {
-	return kh5_verify_both(path, fmt, layers, nlayers, NULL, crc, threads,
-	    err);
+	return kh5_verify_both(path, fmt, layers, nlayers, NULL, crc, NULL,
+	    threads, err);
+}
+
+int
+kh5_close_verify(struct kh5_writer *w, const char *path,
+    const struct kh5_layer *layers, size_t nlayers, const uint64_t *crc,
+    int threads, struct wb_err *err)
+{
+	enum kh5_format fmt;
+	uint64_t *wrote = NULL;
+	size_t k;
+	int rc;
+
+	if (w == NULL)
+		return wb_err_set(err, WB_E_INTERNAL, "kh5: writer is NULL");
+	fmt = w->fmt;
+	if ((wrote = calloc(w->nds + 1, sizeof(*wrote))) == NULL) {
+		kh5_close(w, NULL);
+		return wb_err_set(err, WB_E_NOMEM, "verify: out of memory");
+	}
+	for (k = 0; k < w->nds; k++)
+		wrote[k] = w->ds[k].nelem > 0 && w->ds[k].checked ==
+		    w->ds[k].nelem * sizeof(float) ? w->ds[k].addr : KH5_NOADDR;
+	if ((rc = kh5_close(w, err)) == 0)
+		rc = kh5_verify_both(path, fmt, layers, nlayers, NULL, crc,
+		    wrote, threads, err);
+	free(wrote);
+	return rc;
 }
 
 uint64_t

@@ -119,6 +119,17 @@ int	kh5_verify_crc64(const char *path, enum kh5_format fmt,
 	    const uint64_t *crc, int threads, struct wb_err *err);
 uint64_t kh5_crc64(uint64_t crc, const void *buf, size_t len);
 
+/*
+ * kh5_close(w), then kh5_verify_crc64() of the file at path (where w
+ * wrote), except that the bytes of a dataset written with O_DIRECT were
+ * already read back from the disk and compared while it was written, and
+ * are not read again: its place in the re-opened file must be where they
+ * were written.  Frees w whatever the outcome.
+ */
+int	kh5_close_verify(struct kh5_writer *w, const char *path,
+	    const struct kh5_layer *layers, size_t nlayers,
+	    const uint64_t *crc, int threads, struct wb_err *err);
+
 /* Version string of the HDF5 library in use, e.g. "1.10.8". */
 const char *kh5_lib_version(void);
 
