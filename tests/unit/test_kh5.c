@@ -765,6 +765,93 @@ test_big(void)
 	unlink(path);
 }
 
+/*
+ * kh5_close_verify: page-aligned buffers of 1 MiB and more take the
+ * O_DIRECT path and are read back as they are written (whole, and in row
+ * blocks); small ones are checked after closing.  The values must read
+ * back through HDF5 itself, and a later change is still caught.
+ */
+static float *
+mkdata_aligned(size_t n, unsigned seed)
+{
+	float *src = mkdata(n, seed);
+	void *p = NULL;
+
+	if (posix_memalign(&p, 4096, n * sizeof(float)) != 0)
+		abort();
+	memcpy(p, src, n * sizeof(float));
+	free(src);
+	return p;
+}
+
+static void
+test_close_verify(void)
+{
+	static const uint64_t sb[] = { 512, 1024 }, sr[] = { 1024, 1024 };
+	static const uint64_t ss[] = { 3, 4 };
+	struct kh5_weight wt[] = { { "big", 2, sb }, { "rows", 2, sr },
+	    { "small", 2, ss } };
+	struct kh5_layer l[] = { { "cv", 3, wt } };
+	struct kh5_writer *w = NULL;
+	struct wb_err err = { 0 };
+	const char *path = tpath("cv.h5");
+	float *d[3], *back;
+	uint64_t crc[3], r;
+	hid_t f, ds;
+	int k;
+
+	d[0] = mkdata_aligned(512 * 1024, 1);
+	d[1] = mkdata_aligned(1024 * 1024, 2);
+	d[2] = mkdata_aligned(12, 3);
+	crc[0] = kh5_crc64(0, d[0], 512 * 1024 * sizeof(float));
+	crc[1] = kh5_crc64(0, d[1], 1024 * 1024 * sizeof(float));
+	crc[2] = kh5_crc64(0, d[2], 12 * sizeof(float));
+	CHECK(kh5_create(path, KH5_LEGACY, l, 1, NULL, &w, &err) == 0);
+	CHECK(kh5_write(w, 0, 0, d[0], &err) == 0);
+	for (r = 0; r < 1024; r += 256)
+		CHECK(kh5_write_rows(w, 0, 1, r, 256, d[1] + r * 1024,
+		    &err) == 0);
+	CHECK(kh5_write(w, 0, 2, d[2], &err) == 0);
+	CHECK(kh5_close_verify(w, path, l, 1, crc, 2, &err) == 0);
+	if (err.code != 0)
+		fprintf(stderr, "  %s\n", err.msg);
+
+	/* HDF5 reads what we wrote. */
+	back = malloc(1024 * 1024 * sizeof(float));
+	f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+	for (k = 0; k < 2; k++) {
+		ds = H5Dopen2(f, k == 0 ? "cv/big" : "cv/rows", H5P_DEFAULT);
+		CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
+		    H5P_DEFAULT, back) >= 0);
+		CHECK(memcmp(back, d[k], (k == 0 ? 512 : 1024) * 1024 *
+		    sizeof(float)) == 0);
+		H5Dclose(ds);
+	}
+	H5Fclose(f);
+	free(back);
+
+	/* The plain check reads the big ones back raw: a change shows. */
+	CHECK(kh5_verify_crc64(path, KH5_LEGACY, l, 1, crc, 2, &err) == 0);
+	corrupt(path, "cv/rows", 1024 * 1024 - 1);
+	CHECK(kh5_verify_crc64(path, KH5_LEGACY, l, 1, crc, 2, &err) ==
+	    WB_E_OUTPUT);
+	CHECK(CONTAINS(err.msg, "cv/rows"));
+	wb_err_clear(&err);
+
+	/* A small dataset is checked after closing: a wrong digest shows. */
+	CHECK(kh5_create(path, KH5_LEGACY, l, 1, NULL, &w, &err) == 0);
+	CHECK(kh5_write(w, 0, 0, d[0], &err) == 0);
+	CHECK(kh5_write(w, 0, 1, d[1], &err) == 0);
+	CHECK(kh5_write(w, 0, 2, d[2], &err) == 0);
+	crc[2] ^= 1;
+	CHECK(kh5_close_verify(w, path, l, 1, crc, 1, &err) == WB_E_OUTPUT);
+	CHECK(CONTAINS(err.msg, "cv/small"));
+	wb_err_clear(&err);
+	for (k = 0; k < 3; k++)
+		free(d[k]);
+	unlink(path);
+}
+
 /* The same input twice gives the same bytes (no timestamps). */
 static void
 test_deterministic(void)
@@ -941,6 +1028,7 @@ main(void)
 	test_refused();
 	test_rows();
 	test_big();
+	test_close_verify();
 	test_deterministic();
 	test_boundary();
 	test_threads();
