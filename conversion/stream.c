@@ -4,7 +4,10 @@
  * Work is cut into jobs: the connected groups of tensors and the weights
  * that read them (almost always one tensor and one weight; an LSTM bias
  * joins two tensors, an attention in_proj feeds three weights).  Jobs are
- * taken in archive order by the workers, so reads stay mostly sequential.
+ * taken in archive order by the workers, so reads stay mostly sequential,
+ * except that a worker whose next job does not fit in memory beside what
+ * the others hold takes a later one that does (within a short window)
+ * rather than wait.
  *
  * Memory: each job declares what it needs (its decoded tensors, a decode
  * buffer, an output buffer or a slab) and waits until that fits in the
@@ -28,8 +31,10 @@
 #define STREAM_BUDGET_SLACK	(40ULL << 20)
 #define STREAM_TRIM_MIN		(32ULL << 20)
 #define STREAM_MAX_THREADS	64
+#define STREAM_LOOKAHEAD	256	/* jobs a worker may skip over */
 
 struct stream_job {
+	int		 taken;
 	size_t		 t0, nt;	/* tensors: jt[t0 .. t0+nt) */
 	size_t		 w0, nw;	/* weights: jw[w0 .. w0+nw) */
 	uint64_t	 need;		/* bytes of buffers it needs */
@@ -531,6 +536,47 @@ out:
 	return rc;
 }
 
+/*
+ * The next job for wk: the first one not taken whose memory fits beside
+ * what the other workers hold, within STREAM_LOOKAHEAD jobs of the oldest
+ * one not taken; that oldest one if none does (stream_acquire() then
+ * waits).  NULL when every job is taken or the run is stopping.
+ */
+static struct stream_job *
+stream_pick(struct stream_worker *wk)
+{
+	struct stream_run *r = wk->r;
+	struct stream_job *j = NULL;
+	uint64_t mine = stream_holding(wk), others;
+	size_t i, end;
+
+	pthread_mutex_lock(&r->lock);
+	while (r->next < r->njobs && r->jobs[r->next].taken)
+		r->next++;
+	if (r->stop || r->next >= r->njobs)
+		goto out;
+	others = r->held - wk->account;
+	end = r->njobs - r->next > STREAM_LOOKAHEAD ?
+	    r->next + STREAM_LOOKAHEAD : r->njobs;
+	for (i = r->next; i < end; i++) {
+		uint64_t need = r->jobs[i].need;
+
+		if (r->jobs[i].taken)
+			continue;
+		if (others == 0 || need <= mine ||
+		    others + need <= r->budget) {
+			j = &r->jobs[i];
+			break;
+		}
+	}
+	if (j == NULL)
+		j = &r->jobs[r->next];
+	j->taken = 1;
+out:
+	pthread_mutex_unlock(&r->lock);
+	return j;
+}
+
 static void *
 stream_worker_main(void *arg)
 {
@@ -545,13 +591,8 @@ stream_worker_main(void *arg)
 		return NULL;
 	}
 	for (;;) {
-		pthread_mutex_lock(&r->lock);
-		if (r->stop || r->next >= r->njobs) {
-			pthread_mutex_unlock(&r->lock);
+		if ((j = stream_pick(wk)) == NULL)
 			break;
-		}
-		j = &r->jobs[r->next++];
-		pthread_mutex_unlock(&r->lock);
 		if (stream_acquire(wk, j->need))
 			break;
 		if (stream_job(wk, j) != 0) {
