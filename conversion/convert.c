@@ -182,45 +182,16 @@ static int
 convert_file_digest(const char *path, uint64_t *size, char hex[65],
     struct wb_err *err)
 {
-	struct sha256_ctx *c = NULL;
 	uint8_t d[SHA256_LEN];
-	char *buf = NULL;
-	ssize_t got;
-	int fd = -1, rc = 0;
+	int rc, errnum;
 
-	*size = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		rc = wb_err_set(err, WB_E_IO, "cannot read back '%s': %s", path,
-		    strerror(errno));
-		goto out;
-	}
-	if ((buf = malloc(1 << 20)) == NULL || sha256_new(&c) != 0) {
-		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
-		goto out;
-	}
-	while ((got = read(fd, buf, 1 << 20)) > 0) {
-		*size += (uint64_t)got;
-		if (sha256_update(c, buf, (size_t)got) != 0) {
-			rc = wb_err_set(err, WB_E_INTERNAL, "SHA-256 failed");
-			goto out;
-		}
-	}
-	if (got < 0) {
-		rc = wb_err_set(err, WB_E_IO, "read '%s': %s", path,
-		    strerror(errno));
-		goto out;
-	}
-	if (sha256_final(c, d) != 0) {
-		rc = wb_err_set(err, WB_E_INTERNAL, "SHA-256 failed");
-		goto out;
-	}
+	if ((rc = sha256_file(path, d, size, &errnum)) == WB_E_IO)
+		return wb_err_set(err, WB_E_IO, "cannot read back '%s': %s",
+		    path, strerror(errnum));
+	if (rc != 0)
+		return wb_err_set(err, rc, "hashing '%s' failed", path);
 	sha256_hex(d, hex);
-out:
-	sha256_free(c);
-	free(buf);
-	if (fd >= 0)
-		close(fd);
-	return rc;
+	return 0;
 }
 
 /* Per-weight results into the report, in layout order. */
