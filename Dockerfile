@@ -11,7 +11,7 @@ RUN make install DESTDIR=/staging PREFIX=/usr/local
 FROM debian:bookworm-20241111-slim
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends \
-      libarchive13 libjansson4 libhdf5-103-1 libmicrohttpd12 libssl3 libsystemd0 libisal2 \
+      libarchive13 libjansson4 libhdf5-103-1 libmicrohttpd12 libssl3 libsystemd0 libisal2 zlib1g \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/weightbridged --shell /usr/sbin/nologin weightbridge \
  && install -d -o weightbridge -g weightbridge -m 0700 /var/lib/weightbridged

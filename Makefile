@@ -14,7 +14,7 @@ BINDIR	 = $(PREFIX)/bin
 MANDIR	 = $(PREFIX)/share/man
 UNITDIR	?= $(PREFIX)/lib/systemd/system
 
-PKGS	 = libarchive jansson hdf5-serial libmicrohttpd libcrypto libisal
+PKGS	 = libarchive jansson hdf5-serial libmicrohttpd libcrypto libisal zlib
 PKGS_OK	:= $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
 
 CC	?= cc

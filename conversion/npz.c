@@ -42,6 +42,7 @@
 
 #include <isa-l/crc.h>
 #include <isa-l/igzip_lib.h>
+#include <zlib.h>
 
 #define NPZ_BLOCK		(1 << 20)	/* libarchive read size */
 #define NPZ_FIRST_READ		4096		/* covers numpy's headers */
@@ -67,6 +68,8 @@ struct npz_cd {
 	uint64_t	 size;
 	uint64_t	 offset;
 	uint32_t	 crc;
+	uint32_t	 attr;		/* external attributes */
+	uint8_t		 system;	/* "made by" host: 0 MS-DOS, 3 Unix */
 	size_t		 order;		/* position in the directory */
 };
 
@@ -88,6 +91,9 @@ struct npz_index_priv {
 	struct npz_index pub;
 	size_t		 cap;
 	struct npz_entry **by_key;	/* entries sorted by key */
+	char		*names;		/* every name and key, or NULL if
+					   each entry owns its own */
+	size_t		 names_used;
 };
 
 struct npz_reader {
@@ -344,43 +350,81 @@ npz_pread(int fd, void *buf, size_t len, uint64_t off, struct wb_err *err)
 }
 
 /*
- * Values the zip64 extra field replaces, in the order the format lists
- * them; only those whose 32-bit field is 0xffffffff are present.
+ * An extra field read the way libarchive's zip reader (the one a pipe
+ * goes through) reads it, so that a file and a pipe accept the same
+ * archives: what it refuses is refused here.  Zip64 records replace the
+ * 32-bit values that are 0xffffffff; the return value says which were
+ * replaced (NPZ_X64_*), or is -1 for a malformed field.  If name is not
+ * NULL, Info-ZIP Unicode path records whose CRC matches the name rename
+ * it, as they do in libarchive: *name and *namelen follow them.
  */
-static int
-npz_cd_zip64(struct npz_cd *c, const uint8_t *x, size_t xlen,
-    int need_size, int need_comp, int need_off)
-{
-	size_t i = 0, fl, p;
+#define NPZ_X64_SIZE	1
+#define NPZ_X64_COMP	2
+#define NPZ_X64_OFF	4
 
-	while (i + 4 <= xlen) {
-		fl = npz_le16(x + i + 2);
-		if (i + 4 + fl > xlen)
-			return -1;
-		if (npz_le16(x + i) == 0x0001) {
-			p = i + 4;
-			if (need_size) {
-				if (p + 8 > i + 4 + fl)
-					return -1;
-				c->size = npz_le64(x + p);
-				p += 8;
-			}
-			if (need_comp) {
-				if (p + 8 > i + 4 + fl)
-					return -1;
-				c->comp = npz_le64(x + p);
-				p += 8;
-			}
-			if (need_off) {
-				if (p + 8 > i + 4 + fl)
-					return -1;
-				c->offset = npz_le64(x + p);
-			}
-			return 0;
-		}
-		i += 4 + fl;
+static int
+npz_extra(const uint8_t *x, size_t xlen, uint64_t *size, uint64_t *comp,
+    uint64_t *off, const uint8_t **name, size_t *namelen)
+{
+	const uint8_t *r;
+	size_t i = 0, ds, q;
+	int got = 0;
+
+	if (xlen < 4) {
+		/* Some writers pad with up to three zero bytes. */
+		for (i = 0; i < xlen; i++)
+			if (x[i] != 0)
+				return -1;
+		return 0;
 	}
-	return need_size || need_comp || need_off ? -1 : 0;
+	while (i + 4 <= xlen) {
+		ds = npz_le16(x + i + 2);
+		r = x + i + 4;
+		if (ds > xlen - i - 4)
+			return -1;
+		switch (npz_le16(x + i)) {
+		case 0x0001:	/* zip64: only the fields that overflowed */
+			q = 0;
+			if (*size == 0xffffffff) {
+				if (ds - q < 8 || npz_le64(r + q) > INT64_MAX)
+					return -1;
+				*size = npz_le64(r + q);
+				q += 8;
+				got |= NPZ_X64_SIZE;
+			}
+			if (*comp == 0xffffffff) {
+				if (ds - q < 8 || npz_le64(r + q) > INT64_MAX)
+					return -1;
+				*comp = npz_le64(r + q);
+				q += 8;
+				got |= NPZ_X64_COMP;
+			}
+			if (*off == 0xffffffff) {
+				if (ds - q < 8 || npz_le64(r + q) > INT64_MAX)
+					return -1;
+				*off = npz_le64(r + q);
+				got |= NPZ_X64_OFF;
+			}
+			break;
+		case 0x5455:	/* extended timestamps */
+			if (ds == 0)
+				return -1;
+			break;
+		case 0x7075:	/* Info-ZIP Unicode path */
+			if (name != NULL && ds >= 5 && npz_le32(r + 1) ==
+			    crc32_gzip_refl(0, *name, *namelen)) {
+				*name = r + 5;
+				*namelen = ds - 5;
+			}
+			break;
+		case 0x9901:	/* WinZip AES */
+			if (ds < 6)
+				return -1;
+			break;
+		}
+		i += 4 + ds;
+	}
+	return got;
 }
 
 static int
@@ -393,24 +437,38 @@ npz_cd_cmp(const void *pa, const void *pb)
 	return a->order < b->order ? -1 : a->order > b->order;
 }
 
+/* Member i of the sorted directory runs into what follows it. */
+static int
+npz_overlap_err(const char *path, const struct npz_cd *cd, size_t count,
+    size_t i, struct wb_err *err)
+{
+	char d1[NPZ_DISP_MAX], d2[NPZ_DISP_MAX];
+
+	return wb_err_set(err, WB_E_ARCHIVE, "'%s': member '%s' overlaps "
+	    "%s%s%s (overlapping members are a zip bomb technique)", path,
+	    npz_disp(cd[i].name, cd[i].namelen, d1, sizeof(d1)),
+	    i + 1 < count ? "member '" : "the central directory",
+	    i + 1 < count ? npz_disp(cd[i + 1].name, cd[i + 1].namelen, d2,
+	    sizeof(d2)) : "", i + 1 < count ? "'" : "");
+}
+
 /*
  * Find the end-of-central-directory record (and its zip64 twin), read
  * the whole directory into *bufp and parse it into *cdp, sorted by local
- * header offset.  The member count is capped before anything is
- * allocated for it.
+ * header offset, with *cd_offp where the directory starts.  The member
+ * count is capped before anything is allocated for it.
  */
 static int
 npz_cd_read(int fd, uint64_t fsize, const char *path,
     const struct npz_limits *lim, uint8_t **bufp, struct npz_cd **cdp,
-    size_t *np, struct wb_err *err)
+    size_t *np, uint64_t *cd_offp, struct wb_err *err)
 {
 	uint8_t head[4], loc[NPZ_LOC64_LEN], e64[NPZ_EOCD64_LEN];
 	uint8_t *tail = NULL, *cdbuf = NULL, *p;
 	struct npz_cd *cd = NULL;
-	char d1[NPZ_DISP_MAX], d2[NPZ_DISP_MAX];
 	uint64_t eocd, end, cd_off, cd_size, count, loc_off, e64_off, lim_off;
 	size_t tlen, i, pos, nl, xl, cl;
-	int rc = 0, found = 0;
+	int rc = 0, found = 0, want;
 
 	*bufp = NULL;
 	*cdp = NULL;
@@ -525,10 +583,15 @@ npz_cd_read(int fd, uint64_t fsize, const char *path,
 		c->comp = npz_le32(p + 20);
 		c->size = npz_le32(p + 24);
 		c->offset = npz_le32(p + 42);
+		c->attr = npz_le32(p + 38);
+		c->system = p[5];
 		c->order = i;
-		if (npz_cd_zip64(c, p + NPZ_CDH_LEN + nl, xl,
-		    c->size == 0xffffffff, c->comp == 0xffffffff,
-		    c->offset == 0xffffffff) != 0)
+		/* A field at 0xffffffff must have its zip64 value. */
+		want = (c->size == 0xffffffff ? NPZ_X64_SIZE : 0) |
+		    (c->comp == 0xffffffff ? NPZ_X64_COMP : 0) |
+		    (c->offset == 0xffffffff ? NPZ_X64_OFF : 0);
+		if (npz_extra(p + NPZ_CDH_LEN + nl, xl, &c->size, &c->comp,
+		    &c->offset, NULL, NULL) != want)
 			goto damaged;
 		pos += NPZ_CDH_LEN + nl + xl + cl;
 	}
@@ -558,20 +621,14 @@ npz_cd_read(int fd, uint64_t fsize, const char *path,
 		    lim_off - cd[i].offset < NPZ_LFH_LEN + cd[i].namelen ||
 		    lim_off - cd[i].offset - NPZ_LFH_LEN - cd[i].namelen <
 		    cd[i].comp) {
-			rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': member '%s' "
-			    "overlaps %s%s%s (overlapping members are a zip "
-			    "bomb technique)", path,
-			    npz_disp(cd[i].name, cd[i].namelen, d1, sizeof(d1)),
-			    i + 1 < count ? "member '" : "the central directory",
-			    i + 1 < count ? npz_disp(cd[i + 1].name,
-			    cd[i + 1].namelen, d2, sizeof(d2)) : "",
-			    i + 1 < count ? "'" : "");
+			rc = npz_overlap_err(path, cd, (size_t)count, i, err);
 			goto out;
 		}
 	}
 	*bufp = cdbuf;
 	*cdp = cd;
 	*np = (size_t)count;
+	*cd_offp = cd_off;
 	cdbuf = NULL;
 	cd = NULL;
 	goto out;
@@ -691,6 +748,11 @@ npz_read_full(struct archive *a, void *buf, size_t len, size_t *got,
 
 /* ---- the index --------------------------------------------------------- */
 
+/*
+ * Add an entry for a vetted member.  The seekable pass sizes the entry
+ * array and the name block from the directory before it adds anything;
+ * the streaming pass grows the array and copies each name.
+ */
 static int
 npz_entry_add(struct npz_index_priv *p, const struct npz_meta *m,
     const struct npz_limits *lim, struct wb_err *err)
@@ -711,7 +773,16 @@ npz_entry_add(struct npz_index_priv *p, const struct npz_meta *m,
 	}
 	e = &p->pub.e[p->pub.n];
 	memset(e, 0, sizeof(*e));
-	if ((e->name = strndup(m->name, m->namelen)) == NULL ||
+	if (p->names != NULL) {
+		/* "name.npy\0name\0", in the block sized for all of them. */
+		e->name = p->names + p->names_used;
+		memcpy(e->name, m->name, m->namelen);
+		e->name[m->namelen] = '\0';
+		e->key = e->name + m->namelen + 1;
+		memcpy(e->key, m->name, m->namelen - 4);
+		e->key[m->namelen - 4] = '\0';
+		p->names_used += 2 * m->namelen - 2;
+	} else if ((e->name = strndup(m->name, m->namelen)) == NULL ||
 	    (e->key = strndup(m->name, m->namelen - 4)) == NULL) {
 		free(e->name);
 		return wb_err_set(err, WB_E_NOMEM, "out of memory");
@@ -757,42 +828,79 @@ npz_keys_sort(struct npz_index_priv *p, struct wb_err *err)
 }
 
 /*
- * Read and parse the .npy header of the current member into e->hdr, then
- * hold its sizes against the zip's and against the caps.  Only the first
- * few kilobytes of the member are read (inflated), however large it is.
+ * Where a member's first bytes come from: libarchive for a pipe, our own
+ * reader for a regular file.  fetch() makes the first `want` bytes of the
+ * member's data available at *buf (fewer only if the member is shorter);
+ * a later call may ask for more and moves *buf.
+ */
+struct npz_src {
+	int		(*fetch)(struct npz_src *s, size_t want,
+			    const uint8_t **buf, size_t *have,
+			    struct wb_err *err);
+	size_t		 first;		/* bytes to ask for first */
+	const struct npz_entry *e;
+	uint8_t		*buf;
+	size_t		 cap, have;
+};
+
+/* The streaming reader's source: whatever libarchive inflates. */
+struct npz_arc_src {
+	struct npz_src	 s;
+	struct archive	*a;
+};
+
+static int
+npz_arc_fetch(struct npz_src *s, size_t want, const uint8_t **buf,
+    size_t *have, struct wb_err *err)
+{
+	struct npz_arc_src *as = (struct npz_arc_src *)s;
+	size_t got, ncap;
+	uint8_t *nb;
+	int rc;
+
+	if (want > s->cap) {
+		ncap = want < NPZ_FIRST_READ ? NPZ_FIRST_READ : want;
+		if ((nb = realloc(s->buf, ncap)) == NULL)
+			return wb_err_set(err, WB_E_NOMEM, "out of memory");
+		s->buf = nb;
+		s->cap = ncap;
+	}
+	if (want > s->have) {
+		if ((rc = npz_read_full(as->a, s->buf + s->have,
+		    want - s->have, &got, s->e->key, err)) != 0)
+			return rc;
+		s->have += got;
+	}
+	*buf = s->buf;
+	*have = s->have < want ? s->have : want;
+	return 0;
+}
+
+/*
+ * Parse the .npy header at the start of member e into e->hdr, then hold
+ * its sizes against the zip's and against the caps.  Only the first few
+ * kilobytes of the member are read (inflated), however large it is.
  */
 static int
-npz_member_header(struct archive *a, struct npz_entry *e, int size_known,
-    uint8_t **bufp, size_t *capp, const struct npz_limits *lim,
-    uint64_t *total, struct wb_err *err)
+npz_member_header(struct npz_src *src, struct npz_entry *e, int size_known,
+    const struct npz_limits *lim, uint64_t *total, struct wb_err *err)
 {
-	size_t have = 0, want, got, need, ncap;
+	const uint8_t *buf;
+	size_t have, want, need;
 	uint64_t mlen, holds;
-	uint8_t *nb;
-	int rc, eof = 0;
+	int rc, eof;
 
-	want = NPZ_FIRST_READ;
+	src->e = e;
+	src->have = 0;
+	want = src->first;
 	if (size_known && e->size < want)
 		want = (size_t)e->size;
 	for (;;) {
-		if (want > *capp) {
-			ncap = want < NPZ_FIRST_READ ? NPZ_FIRST_READ : want;
-			if ((nb = realloc(*bufp, ncap)) == NULL)
-				return wb_err_set(err, WB_E_NOMEM,
-				    "out of memory");
-			*bufp = nb;
-			*capp = ncap;
-		}
-		if (want > have && (rc = npz_read_full(a, *bufp + have,
-		    want - have, &got, e->key, err)) != 0)
+		if ((rc = src->fetch(src, want, &buf, &have, err)) != 0)
 			return rc;
-		if (want <= have)
-			got = 0;
-		have += got;
-		if (have < want)
-			eof = 1;
+		eof = have < want;
 		mlen = eof ? have : UINT64_MAX;
-		if ((rc = npy_parse(*bufp, have, mlen, e->key, &e->hdr, &need,
+		if ((rc = npy_parse(buf, have, mlen, e->key, &e->hdr, &need,
 		    err)) != 0)
 			return rc;
 		if (e->hdr.ndim >= 0)
@@ -824,23 +932,478 @@ npz_member_header(struct archive *a, struct npz_entry *e, int size_known,
 	return 0;
 }
 
+/* ---- the index of a regular file --------------------------------------- */
+
+/*
+ * A regular file is indexed without libarchive: the central directory
+ * gives every member's place, and each member's local header and first
+ * bytes are read straight from the file.  Members lie in offset order,
+ * so one read of NPZ_WIN bytes usually covers many small members; a large
+ * member costs one short read for its header, never its data.
+ *
+ * What libarchive's seekable reader refused, this refuses too (the tests
+ * and the pipe's reader hold us to it): a local header that names another
+ * member or disagrees with the directory about method, encryption, sizes
+ * or CRC, malformed extra fields, directories and links.  A member of at
+ * most NPZ_FIRST_READ bytes is read whole (a deflate stream up to that
+ * many bytes even if the zip says it is shorter) and its sizes and CRC
+ * are checked here; of a larger one only the .npy header is inflated,
+ * and the second pass, which reads every byte, checks the rest.
+ */
+#define NPZ_WIN		(256u << 10)	/* bytes per read of small members */
+#define NPZ_WIN_CHUNK	(16u << 10)	/* compressed bytes per inflate call */
+#define NPZ_FILE_FIRST	256		/* numpy's headers are 128 bytes */
+
+struct npz_win {
+	int		 fd;
+	uint64_t	 fsize;
+	uint8_t		*buf;
+	size_t		 cap, len;
+	uint64_t	 off;		/* file offset of buf[0] */
+};
+
+/*
+ * Point *p at bytes [off, off + len) of the file, which the caller knows
+ * to be inside it.  A miss reads `ahead` bytes (at least len) from off.
+ */
+static int
+npz_win_get(struct npz_win *w, uint64_t off, size_t len, size_t ahead,
+    const uint8_t **p, struct wb_err *err)
+{
+	uint8_t *nb;
+	size_t n;
+	int rc;
+
+	if (off >= w->off && off - w->off <= w->len &&
+	    len <= w->len - (off - w->off)) {
+		*p = w->buf + (off - w->off);
+		return 0;
+	}
+	n = ahead > len ? ahead : len;
+	if (n > w->fsize - off)
+		n = (size_t)(w->fsize - off);
+	if (n > w->cap) {
+		if ((nb = realloc(w->buf, n)) == NULL)
+			return wb_err_set(err, WB_E_NOMEM, "out of memory");
+		w->buf = nb;
+		w->cap = n;
+	}
+	w->len = 0;
+	if ((rc = npz_pread(w->fd, w->buf, n, off, err)) != 0)
+		return rc;
+	w->off = off;
+	w->len = n;
+	*p = w->buf;
+	return 0;
+}
+
+/*
+ * A regular file's source: stored bytes, or zlib's inflate, which sets a
+ * stream up in half the time isa-l takes (whose larger tables pay off
+ * only over more than the few hundred bytes a header needs).
+ */
+struct npz_file_src {
+	struct npz_src	 s;
+	struct npz_win	*win;
+	z_stream	 z;
+	int		 z_live;
+	uint64_t	 pos;		/* next compressed byte to read */
+	uint64_t	 left;		/* compressed bytes not read yet */
+	size_t		 ahead;		/* read size for a window miss */
+	int		 ended;		/* the member's data is all in buf */
+};
+
+/* The member ended within what was read: check it whole, as zip does. */
+static int
+npz_file_ended(struct npz_file_src *fs, uint64_t used, struct wb_err *err)
+{
+	const struct npz_entry *e = fs->s.e;
+	uint32_t crc;
+
+	if (used != e->comp_size || fs->s.have != e->size)
+		return wb_err_set(err, WB_E_ARCHIVE, "tensor '%s': reading the "
+		    "member failed: its data is the wrong size (%zu bytes from "
+		    "%" PRIu64 " compressed; the zip says %" PRIu64 " from %"
+		    PRIu64 ")", e->key, fs->s.have, used, e->size,
+		    e->comp_size);
+	crc = crc32_gzip_refl(0, fs->s.buf, fs->s.have);
+	if (crc != e->crc32)
+		return wb_err_set(err, WB_E_ARCHIVE, "member '%s': CRC-32 is "
+		    "%08x, the directory says %08x: the archive is damaged",
+		    e->name, crc, e->crc32);
+	return 0;
+}
+
+static int
+npz_file_fetch(struct npz_src *s, size_t want, const uint8_t **buf,
+    size_t *have, struct wb_err *err)
+{
+	struct npz_file_src *fs = (struct npz_file_src *)s;
+	const struct npz_entry *e = s->e;
+	z_stream *z = &fs->z;
+	const uint8_t *in;
+	size_t target, n;
+	int r, rc;
+
+	/* A small member is read whole, a little past its end if its
+	 * stream runs on, and checked now, as libarchive's reader did. */
+	target = want;
+	if (e->size <= NPZ_FIRST_READ && target < NPZ_FIRST_READ)
+		target = NPZ_FIRST_READ;
+	if (target > s->cap)
+		return wb_err_set(err, WB_E_INTERNAL, "tensor '%s': %zu header "
+		    "bytes asked for", e->key, target);
+	if (s->have == 0 && !fs->ended && e->method == NPZ_STORED) {
+		n = e->size < target ? (size_t)e->size : target;
+		if ((rc = npz_win_get(fs->win, fs->pos, n, fs->ahead, &in,
+		    err)) != 0)
+			return rc;
+		memcpy(s->buf, in, n);
+		s->have = n;
+		fs->ended = n == e->size;
+		if (fs->ended && (rc = npz_file_ended(fs, e->comp_size,
+		    err)) != 0)
+			return rc;
+	} else if (e->method == NPZ_STORED && s->have < target &&
+	    s->have < e->size) {
+		n = e->size < target ? (size_t)e->size : target;
+		if ((rc = npz_win_get(fs->win, fs->pos + s->have, n - s->have,
+		    n - s->have, &in, err)) != 0)
+			return rc;
+		memcpy(s->buf + s->have, in, n - s->have);
+		s->have = n;
+		if (n == e->size && !fs->ended) {
+			fs->ended = 1;
+			if ((rc = npz_file_ended(fs, e->comp_size, err)) != 0)
+				return rc;
+		}
+	}
+	while (e->method == NPZ_DEFLATED && !fs->ended && s->have < target) {
+		if (z->avail_in == 0 && fs->left > 0) {
+			n = fs->left < NPZ_WIN_CHUNK ? (size_t)fs->left :
+			    NPZ_WIN_CHUNK;
+			if ((rc = npz_win_get(fs->win, fs->pos, n,
+			    fs->ahead > n ? fs->ahead : n, &in, err)) != 0)
+				return rc;
+			fs->pos += n;
+			fs->left -= n;
+			z->next_in = (Bytef *)(uintptr_t)in;
+			z->avail_in = (uInt)n;
+		}
+		z->next_out = s->buf + s->have;
+		z->avail_out = (uInt)(target - s->have);
+		r = inflate(z, Z_SYNC_FLUSH);
+		s->have = target - z->avail_out;
+		if (r == Z_STREAM_END) {
+			fs->ended = 1;
+			if ((rc = npz_file_ended(fs, e->comp_size - fs->left -
+			    z->avail_in, err)) != 0)
+				return rc;
+			break;
+		}
+		if (r == Z_BUF_ERROR) {
+			/* No progress: the compressed data ran out. */
+			if (s->have >= want)
+				break;
+			return wb_err_set(err, WB_E_ARCHIVE, "tensor '%s': "
+			    "reading the member failed: its compressed data "
+			    "ends before the stream does", e->key);
+		}
+		if (r != Z_OK)
+			return wb_err_set(err, r == Z_MEM_ERROR ? WB_E_NOMEM :
+			    WB_E_ARCHIVE, "tensor '%s': reading the member "
+			    "failed: corrupt deflate data (zlib error %d)",
+			    e->key, r);
+	}
+	*buf = s->buf;
+	*have = s->have < want ? s->have : want;
+	return 0;
+}
+
+/*
+ * The local header of cd[k] (the k-th member in offset order), held
+ * against its directory entry.  lim is where the next member (or the
+ * directory) starts.  Sets *data to the offset of the member's data.
+ */
+static int
+npz_local_read(struct npz_win *w, const char *path, const struct npz_cd *cd,
+    size_t count, size_t k, uint64_t lim, size_t ahead, uint64_t *data,
+    struct wb_err *err)
+{
+	const struct npz_cd *c = &cd[k];
+	const uint8_t *h, *name, *x, *uname;
+	char d1[NPZ_DISP_MAX], d2[NPZ_DISP_MAX], conv[NPZ_DISP_MAX];
+	uint64_t lsize, lcomp, loff, room;
+	uint32_t lcrc;
+	size_t nl, xl, unl, i;
+	uint16_t flags, method;
+	int rc, dos;
+
+	/* The directory pass made room for the header and the name. */
+	if ((rc = npz_win_get(w, c->offset, NPZ_LFH_LEN, ahead, &h, err)) != 0)
+		return rc;
+	if (memcmp(h, "PK\3\4", 4) != 0)
+		return wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip "
+		    "archive at member %zu: no local header at offset %"
+		    PRIu64, path, k, c->offset);
+	dos = h[5] == 0;
+	flags = npz_le16(h + 6);
+	method = npz_le16(h + 8);
+	lcrc = npz_le32(h + 14);
+	lcomp = npz_le32(h + 18);
+	lsize = npz_le32(h + 22);
+	nl = npz_le16(h + 26);
+	xl = npz_le16(h + 28);
+	room = lim - c->offset - NPZ_LFH_LEN;
+	if (nl > room || xl > room - nl || room - nl - xl < c->comp)
+		return npz_overlap_err(path, cd, count, k, err);
+	if ((rc = npz_win_get(w, c->offset + NPZ_LFH_LEN, nl + xl, ahead,
+	    &name, err)) != 0)
+		return rc;
+	x = name + nl;
+	uname = name;
+	unl = nl;
+	loff = c->offset;
+	if (npz_extra(x, xl, &lsize, &lcomp, &loff, &uname, &unl) < 0)
+		return wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip "
+		    "archive at member %zu: bad extra field in its local "
+		    "header", path, k);
+	/*
+	 * The name a reader sees: a Unicode path record's, and for MS-DOS
+	 * a backslash is a separator when there is no slash.
+	 */
+	if (dos && memchr(uname, '\\', unl) != NULL &&
+	    memchr(uname, '/', unl) == NULL) {
+		for (i = 0; i < unl && i < sizeof(conv); i++)
+			conv[i] = uname[i] == '\\' ? '/' : (char)uname[i];
+		return wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip "
+		    "archive: member %zu is '%s' in its local header but '%s' "
+		    "in the central directory", path, k, npz_disp(conv,
+		    i, d1, sizeof(d1)), npz_disp(c->name, c->namelen, d2,
+		    sizeof(d2)));
+	}
+	if (nl != c->namelen || memcmp(name, c->name, nl) != 0 ||
+	    unl != nl || memcmp(uname, name, nl) != 0)
+		return wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip "
+		    "archive: member %zu is '%s' in its local header but '%s' "
+		    "in the central directory", path, k,
+		    npz_disp((const char *)uname, unl, d1, sizeof(d1)),
+		    npz_disp(c->name, c->namelen, d2, sizeof(d2)));
+	if (flags & (NPZ_FLAG_ENCRYPTED | NPZ_FLAG_STRONG))
+		return wb_err_set(err, WB_E_ARCHIVE, "member '%s' is encrypted;"
+		    " encrypted archives are not supported",
+		    npz_disp(c->name, c->namelen, d1, sizeof(d1)));
+	if (method != c->method)
+		return wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip "
+		    "archive: member '%s' uses method %s in its local header "
+		    "but %s in the central directory", path,
+		    npz_disp(c->name, c->namelen, d1, sizeof(d1)),
+		    npz_method_name(method), npz_method_name(c->method));
+	/* Zero means "in the directory" (a data descriptor follows). */
+	if ((lcrc != 0 && lcrc != c->crc) ||
+	    (lcomp != 0 && lcomp != c->comp) ||
+	    (lsize != 0 && lsize != 0xffffffff && lsize != c->size))
+		return wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip "
+		    "archive: member '%s' has other sizes or CRC in its local "
+		    "header than in the central directory", path,
+		    npz_disp(c->name, c->namelen, d1, sizeof(d1)));
+	*data = c->offset + NPZ_LFH_LEN + nl + xl;
+	return 0;
+}
+
+/* What libarchive made of a member's mode: only files are members. */
+static int
+npz_cd_kind(const struct npz_cd *c, struct wb_err *err)
+{
+	char d[NPZ_DISP_MAX];
+	const char *what = NULL;
+	uint32_t mode = c->attr >> 16;
+
+	if (c->system == 3 && (mode & 0170000) == 0040000)
+		what = "a directory";
+	else if (c->system == 3 && (mode & 0170000) == 0120000)
+		what = "a symbolic link";
+	else if (c->system == 0 && (c->attr & 0x10) != 0)
+		what = "a directory";
+	if (what == NULL)
+		return 0;
+	return wb_err_set(err, WB_E_ARCHIVE, "member '%s' is %s, not a .npy "
+	    "file", npz_disp(c->name, c->namelen, d, sizeof(d)), what);
+}
+
+static int
+npz_index_file(struct npz_index_priv *p, int fd, uint64_t fsize,
+    const char *path, const struct npz_limits *lim, struct wb_err *err)
+{
+	struct npz_file_src fs;
+	struct npz_win win;
+	struct npz_cd *cd = NULL;
+	struct npz_meta m;
+	uint8_t *cdbuf = NULL;
+	uint64_t cd_off = 0, data = 0, lim_off;
+	size_t ncd = 0, k, names = 0;
+	int r, rc;
+
+	memset(&fs, 0, sizeof(fs));
+	memset(&win, 0, sizeof(win));
+	win.fd = fd;
+	win.fsize = fsize;
+	if ((rc = npz_cd_read(fd, fsize, path, lim, &cdbuf, &cd, &ncd, &cd_off,
+	    err)) != 0)
+		goto out;
+	/* Vet every member from the central directory before reading data. */
+	for (k = 0; k < ncd; k++) {
+		memset(&m, 0, sizeof(m));
+		m.name = cd[k].name;
+		m.namelen = cd[k].namelen;
+		m.method = cd[k].method;
+		m.method_name = npz_method_name(cd[k].method);
+		m.encrypted = (cd[k].flags & (NPZ_FLAG_ENCRYPTED |
+		    NPZ_FLAG_STRONG)) != 0 || cd[k].method == 99;
+		m.comp_known = m.size_known = 1;
+		m.comp = cd[k].comp;
+		m.size = cd[k].size;
+		if ((rc = npz_check_member(&m, lim, err)) != 0 ||
+		    (rc = npz_cd_kind(&cd[k], err)) != 0)
+			goto out;
+		names += 2 * cd[k].namelen - 2;
+	}
+	/* One block for the entries and one for their names. */
+	if ((p->pub.e = calloc(ncd > 0 ? ncd : 1, sizeof(*p->pub.e))) ==
+	    NULL || (p->names = malloc(names > 0 ? names : 1)) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
+		goto out;
+	}
+	p->cap = ncd;
+	for (k = 0; k < ncd; k++) {
+		memset(&m, 0, sizeof(m));
+		m.name = cd[k].name;
+		m.namelen = cd[k].namelen;
+		m.method = cd[k].method;
+		m.comp_known = m.size_known = 1;
+		m.comp = cd[k].comp;
+		m.size = cd[k].size;
+		if ((rc = npz_entry_add(p, &m, lim, err)) != 0)
+			goto out;
+		p->pub.e[k].offset = cd[k].offset;
+		p->pub.e[k].crc32 = cd[k].crc;
+		p->pub.e[k].located = 1;
+	}
+	if ((rc = npz_keys_sort(p, err)) != 0)
+		goto out;
+
+	fs.s.fetch = npz_file_fetch;
+	fs.s.first = NPZ_FILE_FIRST;
+	fs.s.cap = NPY_PREAMBLE_MAX + NPY_HEADER_MAX;
+	fs.win = &win;
+	if ((fs.s.buf = malloc(fs.s.cap)) == NULL) {
+		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
+		goto out;
+	}
+	/* Raw deflate: zip members have no zlib header. */
+	if ((r = inflateInit2(&fs.z, -MAX_WBITS)) != Z_OK) {
+		rc = wb_err_set(err, r == Z_MEM_ERROR ? WB_E_NOMEM :
+		    WB_E_INTERNAL, "zlib: inflateInit2 failed (%d)", r);
+		goto out;
+	}
+	fs.z_live = 1;
+	for (k = 0; k < ncd; k++) {
+		lim_off = k + 1 < ncd ? cd[k + 1].offset : cd_off;
+		/* Small members share one read; a large one reads what its
+		 * header needs. */
+		fs.ahead = cd[k].comp <= NPZ_WIN / 2 ? NPZ_WIN :
+		    NPZ_LFH_LEN + cd[k].namelen + 1024 + 2 * NPZ_FIRST_READ;
+		if ((rc = npz_local_read(&win, path, cd, ncd, k, lim_off,
+		    fs.ahead, &data, err)) != 0)
+			goto out;
+		fs.pos = data;
+		fs.left = cd[k].comp;
+		fs.ended = 0;
+		if (cd[k].method == NPZ_DEFLATED) {
+			fs.z.next_in = NULL;
+			fs.z.avail_in = 0;
+			if (inflateReset(&fs.z) != Z_OK) {
+				rc = wb_err_set(err, WB_E_INTERNAL, "zlib: "
+				    "inflateReset failed");
+				goto out;
+			}
+		} else if (cd[k].comp != cd[k].size) {
+			char d[NPZ_DISP_MAX];
+
+			rc = wb_err_set(err, WB_E_ARCHIVE, "member '%s' is "
+			    "stored, but its sizes differ (%" PRIu64 " and %"
+			    PRIu64 " bytes)", npz_disp(cd[k].name,
+			    cd[k].namelen, d, sizeof(d)), cd[k].comp,
+			    cd[k].size);
+			goto out;
+		}
+		if ((rc = npz_member_header(&fs.s, &p->pub.e[k], 1, lim,
+		    &p->pub.total_bytes, err)) != 0)
+			goto out;
+	}
+out:
+	if (fs.z_live)
+		inflateEnd(&fs.z);
+	free(fs.s.buf);
+	free(win.buf);
+	free(cd);
+	free(cdbuf);
+	return rc;
+}
+
+/* ---- reading the index ------------------------------------------------- */
+
+/* A pipe (or anything else that cannot seek): libarchive's streaming
+ * reader, which sees only local headers. */
+static int
+npz_index_stream(struct npz_index_priv *p, int fd, const char *path,
+    const struct npz_limits *lim, struct wb_err *err)
+{
+	struct npz_arc_src as;
+	struct archive_entry *ae;
+	struct npz_meta m;
+	size_t k;
+	int r, rc;
+
+	memset(&as, 0, sizeof(as));
+	as.s.fetch = npz_arc_fetch;
+	as.s.first = NPZ_FIRST_READ;
+	if ((rc = npz_archive_open(fd, 0, &as.a, err)) != 0)
+		goto out;
+	for (k = 0;; k++) {
+		r = npz_next_header(as.a, &ae);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r != ARCHIVE_OK) {
+			rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip "
+			    "archive at member %zu: %s", path, k,
+			    archive_error_string(as.a));
+			goto out;
+		}
+		npz_meta_from_archive(as.a, ae, &m);
+		if ((rc = npz_check_member(&m, lim, err)) != 0 ||
+		    (rc = npz_entry_add(p, &m, lim, err)) != 0)
+			goto out;
+		if ((rc = npz_member_header(&as.s, &p->pub.e[p->pub.n - 1],
+		    m.size_known, lim, &p->pub.total_bytes, err)) != 0)
+			goto out;
+	}
+	rc = npz_keys_sort(p, err);
+out:
+	if (as.a != NULL)
+		archive_read_free(as.a);
+	free(as.s.buf);
+	return rc;
+}
+
 int
 npz_index_read(const char *path, const struct npz_limits *lim,
     struct npz_index **out, struct wb_err *err)
 {
 	struct npz_index_priv *p = NULL;
 	struct npz_limits dl;
-	struct archive *a = NULL;
-	struct archive_entry *ae;
-	struct npz_cd *cd = NULL;
-	struct npz_meta m;
-	struct npz_entry *e;
 	struct stat st;
-	char d1[NPZ_DISP_MAX], d2[NPZ_DISP_MAX];
-	uint8_t *cdbuf = NULL, *hbuf = NULL;
-	size_t ncd = 0, hcap = 0, k;
-	const char *pn;
-	int fd = -1, seekable, r, rc;
+	int fd = -1, rc;
 
 	*out = NULL;
 	if (lim == NULL) {
@@ -853,94 +1416,19 @@ npz_index_read(const char *path, const struct npz_limits *lim,
 		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
 		goto out;
 	}
-	seekable = S_ISREG(st.st_mode);
-	p->pub.file_size = seekable ? (uint64_t)st.st_size : 0;
-
-	/* Vet every member from the central directory before reading data. */
-	if (seekable) {
-		if ((rc = npz_cd_read(fd, (uint64_t)st.st_size, path, lim,
-		    &cdbuf, &cd, &ncd, err)) != 0)
-			goto out;
-		for (k = 0; k < ncd; k++) {
-			memset(&m, 0, sizeof(m));
-			m.name = cd[k].name;
-			m.namelen = cd[k].namelen;
-			m.method = cd[k].method;
-			m.method_name = npz_method_name(cd[k].method);
-			m.encrypted = (cd[k].flags & (NPZ_FLAG_ENCRYPTED |
-			    NPZ_FLAG_STRONG)) != 0 || cd[k].method == 99;
-			m.comp_known = m.size_known = 1;
-			m.comp = cd[k].comp;
-			m.size = cd[k].size;
-			if ((rc = npz_check_member(&m, lim, err)) != 0 ||
-			    (rc = npz_entry_add(p, &m, lim, err)) != 0)
-				goto out;
-			p->pub.e[p->pub.n - 1].offset = cd[k].offset;
-			p->pub.e[p->pub.n - 1].crc32 = cd[k].crc;
-			p->pub.e[p->pub.n - 1].located = 1;
-		}
-		if ((rc = npz_keys_sort(p, err)) != 0)
-			goto out;
-	}
-
-	if ((rc = npz_archive_open(fd, seekable, &a, err)) != 0)
-		goto out;
-	for (k = 0;; k++) {
-		r = npz_next_header(a, &ae);
-		if (r == ARCHIVE_EOF)
-			break;
-		if (r != ARCHIVE_OK) {
-			rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip "
-			    "archive at member %zu: %s", path, k,
-			    archive_error_string(a));
-			goto out;
-		}
-		pn = archive_entry_pathname(ae);
-		if (seekable) {
-			if (k >= p->pub.n || pn == NULL ||
-			    strcmp(pn, p->pub.e[k].name) != 0) {
-				rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': "
-				    "damaged zip archive: member %zu is '%s' "
-				    "in its local header but '%s' in the "
-				    "central directory", path, k,
-				    pn ? npz_disp(pn, strlen(pn), d1,
-				    sizeof(d1)) : "",
-				    k < p->pub.n ? npz_disp(p->pub.e[k].name,
-				    strlen(p->pub.e[k].name), d2,
-				    sizeof(d2)) : "(none)");
-				goto out;
-			}
-			e = &p->pub.e[k];
-			m.size_known = 1;
-		} else {
-			npz_meta_from_archive(a, ae, &m);
-			if ((rc = npz_check_member(&m, lim, err)) != 0 ||
-			    (rc = npz_entry_add(p, &m, lim, err)) != 0)
-				goto out;
-			e = &p->pub.e[p->pub.n - 1];
-		}
-		if ((rc = npz_member_header(a, e, m.size_known, &hbuf, &hcap,
-		    lim, &p->pub.total_bytes, err)) != 0)
-			goto out;
-	}
-	if (seekable && k != p->pub.n) {
-		rc = wb_err_set(err, WB_E_ARCHIVE, "'%s': damaged zip archive: "
-		    "the central directory lists %zu members, the archive "
-		    "holds %zu", path, p->pub.n, k);
-		goto out;
-	}
-	if (!seekable && (rc = npz_keys_sort(p, err)) != 0)
+	if (S_ISREG(st.st_mode)) {
+		p->pub.file_size = (uint64_t)st.st_size;
+		rc = npz_index_file(p, fd, (uint64_t)st.st_size, path, lim,
+		    err);
+	} else
+		rc = npz_index_stream(p, fd, path, lim, err);
+	if (rc != 0)
 		goto out;
 	*out = &p->pub;
 	p = NULL;
 out:
-	if (a != NULL)
-		archive_read_free(a);
 	if (fd != -1)
 		close(fd);
-	free(hbuf);
-	free(cd);
-	free(cdbuf);
 	npz_index_free(p ? &p->pub : NULL);
 	return rc;
 }
@@ -953,10 +1441,11 @@ npz_index_free(struct npz_index *ix)
 
 	if (ix == NULL)
 		return;
-	for (i = 0; i < ix->n; i++) {
+	for (i = 0; p->names == NULL && i < ix->n; i++) {
 		free(ix->e[i].name);
 		free(ix->e[i].key);
 	}
+	free(p->names);
 	free(ix->e);
 	free(p->by_key);
 	free(p);

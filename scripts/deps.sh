@@ -10,7 +10,7 @@ if [ $# -gt 0 ]; then
 	pkgs="$*"
 else
 	pkgs="build-essential pkg-config libarchive-dev libhdf5-dev hdf5-tools
-libjansson-dev libmicrohttpd-dev libsystemd-dev libssl-dev libisal-dev
+libjansson-dev libmicrohttpd-dev libsystemd-dev libssl-dev libisal-dev zlib1g-dev
 python3-venv curl"
 fi
 for p in $pkgs; do
