@@ -409,6 +409,9 @@ cmd_convert(int argc, char **argv)
 	/* Statistics too, unless the table shows them. */
 	if (reportp == NULL && (quiet || !verbose))
 		o.weight_stats = 0;
+	/* And the report itself when there is neither a table nor a file. */
+	if (reportp == NULL && quiet)
+		o.no_report = 1;
 	if ((rc = spec_load_file(specp, &spec, &err)) != 0)
 		report = convert_error_report(o.format, &err);
 	else {

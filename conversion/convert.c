@@ -266,17 +266,19 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 	rc = plan_build(ix, spec, o->format, &p, err);
 	convert_trace("plan");
 	if (p != NULL) {
-		rep = plan_take_report(p);
+		/* The plan's until the end: its weights will point into it. */
+		rep = p->report;
 		json_object_set_new(rep, "source", json_pack("{s:s, s:I, s:I}",
 		    "file", o->npz_path, "tensors", (json_int_t)ix->n, "bytes",
 		    (json_int_t)ix->total_bytes));
-		/* The plan's weights point into rep; keep them together. */
-		p->report = rep;
 	}
 	if (rc != 0)
 		goto out;
-	if (o->dry_run)
+	if (o->dry_run) {
+		if (!o->no_report && (rc = plan_report_layers(p, err)) != 0)
+			goto out;
 		goto done;
+	}
 
 	/* Reserve a unique temporary name beside the target. */
 	if (asprintf(&tmp, "%s.tmp-XXXXXX", o->out_path) < 0) {
@@ -337,6 +339,13 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 	convert_trace("verify");
 	if (rc != 0)
 		goto out;
+	/*
+	 * The per-layer report is made now, when the HDF5 library has given
+	 * back its memory, and before the file is published, so that a
+	 * report we cannot make fails the conversion cleanly.
+	 */
+	if (!o->no_report && (rc = plan_report_layers(p, err)) != 0)
+		goto out;
 	if ((rc = convert_fsync_path(tmp, 0, err)) != 0)
 		goto out;
 	convert_trace("fsync");
@@ -384,12 +393,17 @@ out:
 		kh5_close(w, NULL);
 	if (tmp_live)
 		unlink(tmp);
+	if (o->no_report)
+		rep = NULL;	/* nobody reads it: the plan frees it */
+	/* A failed conversion still reports every layer it planned. */
+	if (rep != NULL && p != NULL)
+		(void)plan_report_layers(p, NULL);
 	/* Every weight says whether it reached the file (none did if we
 	 * failed before streaming: then there are no results at all). */
 	if (rep != NULL && p != NULL && !o->dry_run && (streamed || rc != 0))
 		convert_fill_report(p, out, o->weight_digests,
 		    o->weight_stats);
-	if (rep == NULL && rc != 0)
+	if (rep == NULL && rc != 0 && !o->no_report)
 		rep = convert_fail_report(o->format ? o->format :
 		    spec ? spec->format : NULL, json_incref(problems), err);
 	else if (rep != NULL && rc != 0) {
@@ -401,7 +415,7 @@ out:
 	}
 	if (rep != NULL && p != NULL)
 		convert_totals(rep, p, written);
-	if (p != NULL)
+	if (p != NULL && !o->no_report)
 		p->report = NULL;	/* rep is handed to the caller */
 	*report = rep;
 	plan_free(p);

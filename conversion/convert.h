@@ -42,6 +42,10 @@ struct convert_opts {
 					   (default on; costs ~0.5 s/GB) */
 	int		 weight_stats;	/* per-weight min/max/mean/std/NaN
 					   counts in the report (default on) */
+	int		 no_report;	/* nobody reads the report: *report
+					   stays NULL, and its per-layer part,
+					   large for many tensors, is never
+					   built (default off) */
 };
 
 void	convert_opts_init(struct convert_opts *o);
@@ -52,9 +56,9 @@ mode_t	convert_umask(void);
 /*
  * Convert.  Returns 0 on success.  On failure returns the wb_code and fills
  * err; *report is still set whenever the archive and spec could be read
- * (mapping problems are all listed in it, not just the first).  The caller
- * owns *report (one json_decref).  On any failure no file exists at
- * out_path and no temporary file is left behind.
+ * (mapping problems are all listed in it, not just the first), unless
+ * o->no_report.  The caller owns *report (one json_decref).  On any
+ * failure no file exists at out_path and no temporary file is left behind.
  * On success the report's "result" object holds "format", "bytes" and
  * "sha256" (hex) of the written file.
  */

@@ -7,6 +7,12 @@
  * prefix is a key minus its last component ("layer1.0.conv1" for
  * "layer1.0.conv1.weight"); `match` entries run over the distinct prefixes
  * in archive order.
+ *
+ * Memory is what limits a plan of that size, not time: a weight is some
+ * 800 bytes (most of it the transform recipe the converter reads), its
+ * strings and source shapes come from an arena, stripped keys point into
+ * the index, and the report's per-layer JSON, several times larger than
+ * the plan, is built only when someone wants it (plan_report_layers).
  */
 #include <fnmatch.h>
 #include <stdarg.h>
@@ -18,6 +24,79 @@
 #include "preset.h"
 
 #define PLAN_MATCH_MAX	10	/* $0..$9 */
+#define PLAN_CHUNK	(64u << 10)	/* bytes per arena chunk */
+
+/*
+ * Names, paths and shapes are many and small, and all die with the plan:
+ * they are carved from chunks instead of malloc'ed one by one, which
+ * saves the per-allocation overhead and the frees.
+ */
+struct plan_arena {
+	struct plan_arena *next;
+	size_t		 used, cap;
+	uint64_t	 data[];	/* aligned for any field we store */
+};
+
+/* n bytes aligned to align (a power of two), or NULL. */
+static void *
+plan_alloc(struct plan_arena **a, size_t n, size_t align)
+{
+	struct plan_arena *c = *a;
+	size_t off = c != NULL ? (c->used + align - 1) & ~(align - 1) : 0;
+	char *r;
+
+	if (c == NULL || off > c->cap || c->cap - off < n) {
+		size_t cap = n > PLAN_CHUNK / 4 ? n : PLAN_CHUNK;
+
+		if ((c = malloc(sizeof(*c) + cap)) == NULL)
+			return NULL;
+		c->used = 0;
+		c->cap = cap;
+		/* A large block goes behind the current chunk, whose room
+		 * is still good for small things. */
+		if (*a != NULL && n > PLAN_CHUNK / 4) {
+			c->next = (*a)->next;
+			(*a)->next = c;
+			c->used = n;
+			return c->data;
+		}
+		c->next = *a;
+		*a = c;
+		off = 0;
+	}
+	r = (char *)c->data + off;
+	c->used = off + n;
+	return r;
+}
+
+static char *
+plan_strndup(struct plan_arena **a, const char *s, size_t n)
+{
+	char *d = plan_alloc(a, n + 1, 1);
+
+	if (d != NULL) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+static char *
+plan_strdup(struct plan_arena **a, const char *s)
+{
+	return plan_strndup(a, s, strlen(s));
+}
+
+static void
+plan_arena_free(struct plan_arena *a)
+{
+	struct plan_arena *next;
+
+	for (; a != NULL; a = next) {
+		next = a->next;
+		free(a);
+	}
+}
 
 struct plan_map {
 	size_t		 cap;	/* power of two */
@@ -78,8 +157,10 @@ struct plan_ctx {
 	struct plan_map	 keys;		/* stripped key -> entry */
 	struct plan_map	 pmap;		/* prefix -> prefix number */
 	size_t		 npfx;
-	char		**pfx;		/* distinct prefixes, archive order */
+	const char	**pfx;		/* distinct prefixes, archive order */
+	struct plan_arena *tmp;		/* the prefixes; freed after planning */
 	long		*pfx_first;	/* first entry of each prefix */
+	long		*pfx_last;	/* and its last */
 	long		*next;		/* per entry: next entry, same prefix */
 	const char	**param;	/* per entry: last key component */
 	struct plan_map	 explicit;	/* prefixes named by "from" */
@@ -196,25 +277,31 @@ plan_new_layer(struct plan_ctx *w, const char *name, const char *type,
 	}
 	l = &p->l[p->nlayers];
 	memset(l, 0, sizeof(*l));
-	l->name = strdup(name);
-	l->type = strdup(type);
-	l->from = strdup(from != NULL ? from : "");
+	l->spec_index = -1;
+	l->name = plan_strdup(&p->arena, name);
+	l->type = plan_strdup(&p->arena, type);
+	l->from = plan_strdup(&p->arena, from != NULL ? from : "");
 	l->inferred = inferred;
-	if (l->name == NULL || l->type == NULL || l->from == NULL) {
-		free(l->name);
-		free(l->type);
-		free(l->from);
+	if (l->name == NULL || l->type == NULL || l->from == NULL)
 		return NULL;
-	}
 	p->nlayers++;
 	return l;
 }
 
+/*
+ * A new weight with room for nsrc sources (at least one slot, so that
+ * in[0] is always a shape).  name is copied.
+ */
 static struct plan_weight *
-plan_new_weight(struct plan_layer *l, size_t hint, const char *name)
+plan_new_weight(struct plan *p, struct plan_layer *l, size_t hint,
+    const char *name, int nsrc)
 {
 	struct plan_weight *pw;
 
+	if (nsrc < 1)
+		nsrc = 1;
+	if (nsrc > XF_MAX_SOURCES)
+		nsrc = XF_MAX_SOURCES;
 	if (l->nw == l->capw) {
 		size_t cap = l->capw ? l->capw * 2 : (hint ? hint : 4);
 		struct plan_weight *nw = realloc(l->w, cap * sizeof(*nw));
@@ -226,8 +313,13 @@ plan_new_weight(struct plan_layer *l, size_t hint, const char *name)
 	}
 	pw = &l->w[l->nw];
 	memset(pw, 0, sizeof(*pw));
-	if ((pw->name = strdup(name)) == NULL)
+	pw->in = plan_alloc(&p->arena, (size_t)nsrc * sizeof(*pw->in),
+	    sizeof(uint64_t));
+	if ((pw->name = plan_strdup(&p->arena, name)) == NULL || pw->in == NULL)
 		return NULL;
+	memset(pw->in, 0, (size_t)nsrc * sizeof(*pw->in));
+	pw->capsrc = nsrc;
+	pw->base = &pw->in[0];
 	l->nw++;
 	return pw;
 }
@@ -235,7 +327,7 @@ plan_new_weight(struct plan_layer *l, size_t hint, const char *name)
 static int
 plan_add_source(struct plan_ctx *w, struct plan_weight *pw, long idx)
 {
-	if (pw->nsrc >= XF_MAX_SOURCES)
+	if (pw->nsrc >= pw->capsrc)
 		return -1;
 	pw->src[pw->nsrc] = idx;
 	plan_entry_shape(&w->p->ix->e[idx], &pw->in[pw->nsrc]);
@@ -278,16 +370,15 @@ plan_ctx_weight(struct plan_ctx *c, struct plan_layer *l, const char *name,
 	/* Report names are unique within a layer: "cell/kernel". */
 	snprintf(full, sizeof(full), "%s%s%s", sub ? sub : "", sub ? "/" : "",
 	    name);
-	if ((pw = plan_new_weight(l, 2, full)) == NULL ||
-	    (pw->path = strdup(name)) == NULL ||
-	    (sub != NULL && (pw->sub = strdup(sub)) == NULL)) {
+	if ((pw = plan_new_weight(c->p, l, 2, full, nsrc)) == NULL ||
+	    (pw->path = plan_strdup(&c->p->arena, name)) == NULL ||
+	    (sub != NULL && (pw->sub = plan_strdup(&c->p->arena,
+	    sub)) == NULL)) {
 		wb_err_set(c->err, WB_E_NOMEM, "out of memory");
 		return NULL;
 	}
 	for (i = 0; i < nsrc && i < XF_MAX_SOURCES; i++)
 		plan_add_source(c, pw, src[i]);
-	if (pw->nsrc > 0)
-		pw->base = pw->in[0];
 	return pw;
 }
 
@@ -361,7 +452,7 @@ plan_ctx_param(struct plan_ctx *c, struct plan_layer *l, const char *name,
 	if (n == 2) {
 		/* Fold g * v / ||v|| before the layer's own transform. */
 		pw->recipe.combine = XF_WNORM;
-		pw->base = pw->in[1];
+		pw->base = &pw->in[1];
 	}
 	return pw;
 }
@@ -430,36 +521,27 @@ plan_user_expect(struct plan *p, struct plan_layer *l, const json_t *expect,
 	}
 }
 
-/* Plan shapes, compare with expectations, and write the report entry. */
+/*
+ * Plan shapes and compare them with expectations.  The layer's report
+ * entry is made later, from what is recorded here (plan_report_layers).
+ */
 static int
 plan_finish_layer(struct plan_ctx *w, struct plan_layer *l,
     const json_t *entry, const char *path, const char *note)
 {
 	struct plan *p = w->p;
-	json_t *jl, *jws;
+	struct plan_weight *fit;
 	size_t i;
-	int s;
 
 	plan_user_expect(p, l, json_object_get(entry, "expect"), path);
-	jws = json_array();
-	jl = json_pack("{s:s, s:s, s:s, s:b, s:o}", "name", l->name, "type",
-	    l->type, "from", l->from, "inferred", l->inferred, "weights", jws);
-	if (jl == NULL)
+	if (note != NULL && *note != '\0' &&
+	    (l->note = plan_strdup(&p->arena, note)) == NULL)
 		return wb_err_set(w->err, WB_E_NOMEM, "out of memory");
-	if (note != NULL && *note != '\0')
-		json_object_set_new(jl, "note", json_string(note));
-	json_array_append_new(json_object_get(p->report, "layers"), jl);
-	l->jl = jl;
 	for (i = 0; i < l->nw; i++) {
 		struct plan_weight *pw = &l->w[i];
 		struct wb_err e = { 0 };
-		char desc[256], a[128], b[128];
-		json_t *srcs = json_array(), *jw;
-		const char *status = "ok";
+		char a[128], b[128];
 
-		for (s = 0; s < pw->nsrc; s++)
-			json_array_append_new(srcs, plan_entry_json(p, pw->src[s]));
-		xf_describe(&pw->recipe, desc, sizeof(desc));
 		if (!pw->bad && xf_plan(&pw->recipe, pw->in, pw->nsrc, &pw->out,
 		    &e) != 0) {
 			plan_problem(p, e.code, l->name, pw->name,
@@ -481,24 +563,14 @@ plan_finish_layer(struct plan_ctx *w, struct plan_layer *l,
 				    sizeof(b)));
 			pw->mismatch = 1;
 		}
-		if (!pw->bad && pw->mismatch) {
-			status = "mismatch";
-		} else if (pw->bad) {
-			status = "error";
-		}
-		jw = json_pack("{s:s, s:s, s:o, s:s, s:s}", "name", pw->name,
-		    "path", pw->path ? pw->path : "", "sources", srcs,
-		    "transform", desc, "dtype", "float32");
-		if (jw == NULL)
-			return wb_err_set(w->err, WB_E_NOMEM, "out of memory");
-		json_object_set_new(jw, "shape", pw->bad && strcmp(status,
-		    "mismatch") != 0 ? json_null() : plan_shape_json(&pw->out));
-		json_object_set_new(jw, "expected", pw->has_expect ?
-		    plan_shape_json(&pw->expect) : json_null());
-		json_object_set_new(jw, "status", json_string(status));
-		json_array_append_new(jws, jw);
-		pw->jw = jw;
 	}
+	/* The layer takes no more weights: give back the spare room. */
+	if (l->nw > 0 && l->nw < l->capw &&
+	    (fit = realloc(l->w, l->nw * sizeof(*fit))) != NULL) {
+		l->w = fit;
+		l->capw = l->nw;
+	}
+	l->finished = 1;
 	return 0;
 }
 
@@ -568,11 +640,9 @@ plan_preset_layer(struct plan_ctx *w, const struct spec_layer *sl,
 		if (pw == NULL)
 			continue;
 		/* The Keras name, whatever the legacy dataset is called. */
-		free(pw->name);
-		if ((pw->name = strdup(pp->keras)) == NULL)
-			return wb_err_set(w->err, WB_E_NOMEM, "out of memory");
+		pw->name = pp->keras;
 		combine = pw->recipe.combine;
-		if (preset_recipe(pr, pp, sl->j, &pw->base, &pw->recipe,
+		if (preset_recipe(pr, pp, sl->j, pw->base, &pw->recipe,
 		    &e) != 0) {
 			plan_problem(p, e.code, name, pp->keras, key,
 			    "%s '%s' %s: %s", type, name, pp->keras, e.msg);
@@ -713,9 +783,11 @@ plan_custom_layer(struct plan_ctx *w, const struct spec_layer *sl,
 			    "%s.name: a weight needs a name without '/'", wpath);
 			continue;
 		}
-		if ((pw = plan_new_weight(l, nw, wname)) == NULL ||
-		    (pw->path = strdup(wname)) == NULL)
+		if ((pw = plan_new_weight(p, l, nw, wname,
+		    json_is_array(from) ? (int)json_array_size(from) :
+		    1)) == NULL)
 			return wb_err_set(w->err, WB_E_NOMEM, "out of memory");
+		pw->path = pw->name;
 		if (json_is_string(from) || (json_is_array(from) &&
 		    json_array_size(from) >= 1 &&
 		    json_array_size(from) <= XF_MAX_SOURCES)) {
@@ -761,8 +833,6 @@ plan_custom_layer(struct plan_ctx *w, const struct spec_layer *sl,
 		}
 		if (pw->nsrc == 0)
 			pw->bad = 1;
-		else
-			pw->base = pw->in[0];
 		if (json_object_get(jw, "expect") != NULL) {
 			json_t *ex = json_pack("{s:O}", wname,
 			    json_object_get(jw, "expect"));
@@ -904,10 +974,12 @@ plan_index(struct plan_ctx *w)
 	p->uses = calloc(n ? n : 1, sizeof(*p->uses));
 	w->pfx = calloc(n ? n : 1, sizeof(*w->pfx));
 	w->pfx_first = calloc(n ? n : 1, sizeof(*w->pfx_first));
+	w->pfx_last = calloc(n ? n : 1, sizeof(*w->pfx_last));
 	w->next = calloc(n ? n : 1, sizeof(*w->next));
 	w->param = calloc(n ? n : 1, sizeof(*w->param));
 	if (!p->skey || !p->ignored || !p->uses || !w->pfx || !w->pfx_first ||
-	    !w->next || !w->param || plan_map_init(&w->keys, n) ||
+	    !w->pfx_last || !w->next || !w->param ||
+	    plan_map_init(&w->keys, n) ||
 	    plan_map_init(&w->pmap, n) ||
 	    plan_map_init(&w->explicit, s->nlayers))
 		return wb_err_set(w->err, WB_E_NOMEM, "out of memory");
@@ -934,8 +1006,8 @@ plan_index(struct plan_ctx *w)
 				break;
 			}
 		}
-		if ((p->skey[i] = strdup(k)) == NULL)
-			return wb_err_set(w->err, WB_E_NOMEM, "out of memory");
+		/* Stripping drops a prefix: the rest of the key is it. */
+		p->skey[i] = k;
 		w->next[i] = -1;
 		for (j = 0; j < s->nignore; j++)
 			if (fnmatch(s->ignore[j], p->ix->e[i].key, 0) == 0 ||
@@ -960,25 +1032,35 @@ plan_index(struct plan_ctx *w)
 			dot = strrchr(p->skey[i], '.');
 		w->param[i] = dot ? dot + 1 : p->skey[i];
 		{
-			char *pfx = dot ? strndup(p->skey[i],
-			    (size_t)(dot - p->skey[i])) : strdup("");
+			size_t plen = dot ? (size_t)(dot - p->skey[i]) : 0;
+			char buf[256], *pfx = buf;
 
-			if (pfx == NULL)
+			/* Look the prefix up before keeping a copy of it. */
+			if (plen >= sizeof(buf) && (pfx = plan_strndup(&w->tmp,
+			    p->skey[i], plen)) == NULL)
 				return wb_err_set(w->err, WB_E_NOMEM,
 				    "out of memory");
+			if (pfx == buf) {
+				memcpy(buf, p->skey[i], plen);
+				buf[plen] = '\0';
+			}
 			slot = plan_map_slot(&w->pmap, pfx);
 			if (w->pmap.key[slot] == NULL) {
+				if (pfx == buf && (pfx = plan_strndup(&w->tmp,
+				    buf, plen)) == NULL)
+					return wb_err_set(w->err, WB_E_NOMEM,
+					    "out of memory");
 				w->pfx[w->npfx] = pfx;
 				w->pfx_first[w->npfx] = (long)i;
+				w->pfx_last[w->npfx] = (long)i;
 				w->pmap.key[slot] = pfx;
 				w->pmap.val[slot] = (long)w->npfx++;
 				continue;
 			}
-			free(pfx);
-			tail = w->pfx_first[w->pmap.val[slot]];
-			while (w->next[tail] >= 0)
-				tail = w->next[tail];
+			/* Append to the prefix's list of entries. */
+			tail = w->pfx_last[w->pmap.val[slot]];
 			w->next[tail] = (long)i;
+			w->pfx_last[w->pmap.val[slot]] = (long)i;
 		}
 	}
 	return 0;
@@ -1002,7 +1084,6 @@ plan_groups(struct plan_ctx *w)
 	}
 	for (i = 0; i < p->nlayers; i++) {
 		struct plan_layer *l = &p->l[i];
-		const json_t *kp;
 		size_t slot = plan_map_slot(&names, l->name), j;
 
 		if (names.key[slot] != NULL)
@@ -1013,11 +1094,10 @@ plan_groups(struct plan_ctx *w)
 			names.key[slot] = l->name;
 			names.val[slot] = (long)i;
 		}
-		kp = json_object_get(l->jl, "keras3_path");
 		if (p->format == KH5_LEGACY) {
-			l->group = strdup(l->name);
-		} else if (json_is_string(kp)) {
-			l->group = strdup(json_string_value(kp));
+			l->group = l->name;
+		} else if (l->keras3_path != NULL) {
+			l->group = plan_strdup(&p->arena, l->keras3_path);
 		} else {
 			const char *snake = l->snake;
 			long c;
@@ -1039,13 +1119,12 @@ plan_groups(struct plan_ctx *w)
 			else
 				snprintf(buf, sizeof(buf), "layers/%s_%ld",
 				    snake, c);
-			l->group = strdup(buf);
+			l->group = plan_strdup(&p->arena, buf);
 		}
 		if (l->group == NULL) {
 			wb_err_set(w->err, WB_E_NOMEM, "out of memory");
 			goto out;
 		}
-		json_object_set_new(l->jl, "group", json_string(l->group));
 		for (j = 0; j < l->nw; j++) {
 			struct plan_weight *pw = &l->w[j];
 			size_t k, nth = 0;
@@ -1065,13 +1144,11 @@ plan_groups(struct plan_ctx *w)
 				snprintf(buf, sizeof(buf), "%s%svars/%zu",
 				    pw->sub ? pw->sub : "", pw->sub ? "/" : "",
 				    nth);
-			if ((np = strdup(buf)) == NULL) {
+			if ((np = plan_strdup(&p->arena, buf)) == NULL) {
 				wb_err_set(w->err, WB_E_NOMEM, "out of memory");
 				goto out;
 			}
-			free(pw->path);
 			pw->path = np;
-			json_object_set_new(pw->jw, "path", json_string(np));
 		}
 	}
 out:
@@ -1122,8 +1199,11 @@ plan_advice(struct plan_ctx *w)
 		if (strcmp(pr->type, "Dense") == 0 && conv_out > 0 &&
 		    l->nw > 0 && l->w[0].in[0].ndim == 2) {
 			uint64_t in = l->w[0].in[0].d[1];
-			int flat = strstr(json_string_value(json_object_get(
-			    l->w[0].jw, "transform")), "reshape") != NULL;
+			char desc[256];
+			int flat;
+
+			xf_describe(&l->w[0].recipe, desc, sizeof(desc));
+			flat = strstr(desc, "reshape") != NULL;
 
 			if (!flat && in != conv_out && in % conv_out == 0)
 				plan_warning(p, l->name, "Dense '%s' follows "
@@ -1228,11 +1308,11 @@ plan_build(const struct npz_index *ix, const struct spec *spec,
 			const json_t *kp = json_object_get(sl->j,
 			    "keras3_path");
 
-			json_object_set_new(p->l[k].jl, "spec_index",
-			    json_integer((json_int_t)i));
+			if (!p->l[k].finished)
+				continue;	/* not in the report */
+			p->l[k].spec_index = (long)i;
 			if (json_is_string(kp) && sl->match == NULL)
-				json_object_set(p->l[k].jl, "keras3_path",
-				    (json_t *)kp);
+				p->l[k].keras3_path = json_string_value(kp);
 		}
 	}
 	plan_groups(&w);
@@ -1253,10 +1333,10 @@ out:
 	plan_map_free(&w.keys);
 	plan_map_free(&w.pmap);
 	plan_map_free(&w.explicit);
-	for (i = 0; i < w.npfx; i++)
-		free(w.pfx[i]);
+	plan_arena_free(w.tmp);
 	free(w.pfx);
 	free(w.pfx_first);
+	free(w.pfx_last);
 	free(w.next);
 	free(w.param);
 	return rc;
@@ -1265,26 +1345,14 @@ out:
 void
 plan_free(struct plan *p)
 {
-	size_t i, j;
+	size_t i;
 
 	if (p == NULL)
 		return;
-	for (i = 0; i < p->nlayers; i++) {
-		for (j = 0; j < p->l[i].nw; j++) {
-			free(p->l[i].w[j].name);
-			free(p->l[i].w[j].path);
-			free(p->l[i].w[j].sub);
-		}
+	for (i = 0; i < p->nlayers; i++)
 		free(p->l[i].w);
-		free(p->l[i].name);
-		free(p->l[i].type);
-		free(p->l[i].from);
-		free(p->l[i].group);
-	}
 	free(p->l);
-	if (p->skey != NULL)
-		for (i = 0; i < p->ix->n; i++)
-			free(p->skey[i]);
+	plan_arena_free(p->arena);
 	free(p->skey);
 	free(p->ignored);
 	free(p->uses);
@@ -1292,11 +1360,85 @@ plan_free(struct plan *p)
 	free(p);
 }
 
+static json_t *
+plan_weight_json(const struct plan *p, const struct plan_weight *pw)
+{
+	json_t *srcs = json_array(), *jw;
+	const char *status = "ok";
+	char desc[256];
+	int s;
+
+	for (s = 0; srcs != NULL && s < pw->nsrc; s++)
+		json_array_append_new(srcs, plan_entry_json(p, pw->src[s]));
+	xf_describe(&pw->recipe, desc, sizeof(desc));
+	if (!pw->bad && pw->mismatch)
+		status = "mismatch";
+	else if (pw->bad)
+		status = "error";
+	jw = json_pack("{s:s, s:s, s:o, s:s, s:s}", "name", pw->name,
+	    "path", pw->path ? pw->path : "", "sources", srcs, "transform",
+	    desc, "dtype", "float32");
+	if (jw == NULL)
+		return NULL;
+	json_object_set_new(jw, "shape", pw->bad ? json_null() :
+	    plan_shape_json(&pw->out));
+	json_object_set_new(jw, "expected", pw->has_expect ?
+	    plan_shape_json(&pw->expect) : json_null());
+	json_object_set_new(jw, "status", json_string(status));
+	return jw;
+}
+
+int
+plan_report_layers(struct plan *p, struct wb_err *err)
+{
+	json_t *layers, *jl, *jws, *jw;
+	size_t i, j;
+
+	if (p->layers_reported || p->report == NULL)
+		return 0;
+	p->layers_reported = 1;
+	if ((layers = json_object_get(p->report, "layers")) == NULL)
+		return 0;
+	for (i = 0; i < p->nlayers; i++) {
+		struct plan_layer *l = &p->l[i];
+
+		if (!l->finished)
+			continue;
+		jws = json_array();
+		jl = json_pack("{s:s, s:s, s:s, s:b, s:o}", "name", l->name,
+		    "type", l->type, "from", l->from, "inferred", l->inferred,
+		    "weights", jws);
+		if (jl == NULL || json_array_append_new(layers, jl) != 0)
+			return wb_err_set(err, WB_E_NOMEM, "out of memory");
+		if (l->note != NULL)
+			json_object_set_new(jl, "note", json_string(l->note));
+		if (l->spec_index >= 0)
+			json_object_set_new(jl, "spec_index",
+			    json_integer((json_int_t)l->spec_index));
+		if (l->keras3_path != NULL)
+			json_object_set_new(jl, "keras3_path",
+			    json_string(l->keras3_path));
+		if (l->group != NULL)
+			json_object_set_new(jl, "group", json_string(l->group));
+		l->jl = jl;
+		for (j = 0; j < l->nw; j++) {
+			if ((jw = plan_weight_json(p, &l->w[j])) == NULL ||
+			    json_array_append_new(jws, jw) != 0)
+				return wb_err_set(err, WB_E_NOMEM,
+				    "out of memory");
+			l->w[j].jw = jw;
+		}
+	}
+	return 0;
+}
+
 json_t *
 plan_take_report(struct plan *p)
 {
-	json_t *r = p->report;
+	json_t *r;
 
+	(void)plan_report_layers(p, NULL);
+	r = p->report;
 	p->report = NULL;
 	return r;
 }

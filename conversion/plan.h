@@ -10,7 +10,10 @@
  *
  * The plan owns its layers and weights; the index and spec it was built from
  * must outlive it.  The report (a jansson object) is owned by the plan until
- * the caller takes it with plan_take_report().
+ * the caller takes it with plan_take_report().  Problems, warnings and the
+ * tensor lists go into the report as planning finds them; the per-layer
+ * part only when asked for (plan_report_layers), because for tens of
+ * thousands of weights it costs more memory than the plan itself.
  */
 #ifndef PLAN_H
 #define PLAN_H
@@ -27,33 +30,45 @@
 #include "xform.h"
 
 struct plan_weight {
-	char		*name;		/* Keras variable name: "kernel" */
-	char		*path;		/* dataset path inside the layer group */
-	char		*sub;		/* sublayer path ("cell", "forward_layer/cell") or NULL */
+	const char	*name;		/* Keras variable name: "kernel" */
+	const char	*path;		/* dataset path inside the layer group */
+	const char	*sub;		/* sublayer path ("cell", "forward_layer/cell") or NULL */
 	int		 nsrc;
 	long		 src[XF_MAX_SOURCES];	/* index entries */
-	struct xf_shape	 in[XF_MAX_SOURCES];
-	struct xf_shape	 base;		/* the tensor the layer checks see: in[0], or v of a weight norm */
+	struct xf_shape	*in;		/* nsrc shapes (at least one slot) */
+	const struct xf_shape *base;	/* the tensor the layer checks see:
+					   in[0], or v of a weight norm */
 	struct xf_recipe recipe;
 	struct xf_shape	 out;		/* final shape */
 	int		 has_expect;
 	struct xf_shape	 expect;	/* what the Keras layer requires */
 	int		 bad;		/* a problem was reported for it */
 	int		 mismatch;	/* final shape is not what Keras needs */
-	json_t		*jw;		/* borrowed: its object in the report */
+	int		 capsrc;	/* slots in in[] */
+	json_t		*jw;		/* borrowed: its object in the report,
+					   once plan_report_layers() made it */
 };
 
 struct plan_layer {
-	char		*name;		/* Keras layer name */
-	char		*type;		/* preset name */
-	char		*from;		/* source prefix, after stripping */
-	char		*group;		/* HDF5 group path of the layer */
+	const char	*name;		/* Keras layer name */
+	const char	*type;		/* preset name */
+	const char	*from;		/* source prefix, after stripping */
+	const char	*group;		/* HDF5 group path of the layer */
 	const char	*snake;		/* Keras 3 class key if not the preset's ("bidirectional") */
+	const char	*note;		/* for the report, or NULL */
+	const char	*keras3_path;	/* the spec entry's, or NULL */
+	long		 spec_index;	/* its spec entry, -1 until known */
 	int		 inferred;	/* type came from "auto" */
+	int		 finished;	/* planned to the end: it is reported */
 	size_t		 nw, capw;
-	struct plan_weight *w;
+	struct plan_weight *w;		/* grows while the layer is planned:
+					   a weight pointer is good until the
+					   layer's next weight is added */
 	json_t		*jl;		/* borrowed: its object in the report */
 };
+
+/* Strings and small arrays of a plan, freed together with it. */
+struct plan_arena;
 
 struct plan {
 	const struct npz_index *ix;
@@ -61,10 +76,12 @@ struct plan {
 	enum kh5_format	 format;
 	size_t		 nlayers, caplayers;
 	struct plan_layer *l;
-	char		**skey;		/* per index entry: key after strip_prefixes */
+	const char	**skey;		/* per index entry: key after strip_prefixes */
 	uint8_t		*ignored;	/* per index entry */
 	uint32_t	*uses;		/* per index entry: weights reading it */
 	size_t		 nproblems;
+	int		 layers_reported; /* plan_report_layers() ran */
+	struct plan_arena *arena;
 	json_t		*report;
 	json_t		*problems, *warnings;	/* borrowed from report */
 };
@@ -80,7 +97,15 @@ int	plan_build(const struct npz_index *ix, const struct spec *spec,
 	    const char *format, struct plan **out, struct wb_err *err);
 void	plan_free(struct plan *p);
 
-/* Hand the report to the caller (who then owns it). */
+/*
+ * The report's "layers" array is filled on demand: a conversion nobody
+ * reads a report of never builds one.  plan_report_layers() fills it
+ * (once; later calls do nothing) and sets every layer's jl and weight's
+ * jw.  Returns 0 or WB_E_NOMEM (err set), when the report is incomplete.
+ */
+int	plan_report_layers(struct plan *p, struct wb_err *err);
+
+/* Fill the layers and hand the report to the caller (who then owns it). */
 json_t	*plan_take_report(struct plan *p);
 
 /*

@@ -56,12 +56,12 @@ preset_rank(struct plan *p, struct plan_layer *l, struct plan_weight *w,
 {
 	char s[128];
 
-	if (w == NULL || w->base.ndim == ndim)
+	if (w == NULL || w->base->ndim == ndim)
 		return 0;
 	plan_problem(p, WB_E_MAPPING, l->name, w->name,
 	    p->ix->e[w->src[0]].key, "%s '%s': tensor '%s' has shape %s; %s",
 	    l->type, l->name, p->ix->e[w->src[0]].key,
-	    xf_shape_str(&w->base, s, sizeof(s)), what);
+	    xf_shape_str(w->base, s, sizeof(s)), what);
 	w->bad = 1;
 	return -1;
 }
@@ -76,8 +76,8 @@ preset_check_dense(struct plan *p, struct plan_layer *l, const json_t *e)
 	if (k == NULL || preset_rank(p, l, k, 2,
 	    "a Linear weight is 2-D (out_features, in_features)"))
 		return;
-	d[0] = k->base.d[1];
-	d[1] = k->base.d[0];
+	d[0] = k->base->d[1];
+	d[1] = k->base->d[0];
 	preset_expect(k, 2, d);
 	preset_expect(b, 1, &d[1]);
 }
@@ -98,25 +98,25 @@ preset_check_conv(struct plan *p, struct plan_layer *l, const json_t *e)
 	    "kernel...)", l->type, pr->kernel_ndim);
 	if (k == NULL || preset_rank(p, l, k, pr->kernel_ndim, what))
 		return;
-	n = k->base.ndim;
-	o = k->base.d[0];
+	n = k->base->ndim;
+	o = k->base->d[0];
 	if (g < 1 || o % (uint64_t)g != 0) {
 		plan_problem(p, WB_E_MAPPING, l->name, "kernel", NULL,
 		    "%s '%s': groups=%lld does not divide the %llu output "
 		    "channels", l->type, l->name, g, (unsigned long long)o);
 		k->bad = 1;
 	}
-	if (in > 0 && (uint64_t)in != k->base.d[1] * (uint64_t)g) {
+	if (in > 0 && (uint64_t)in != k->base->d[1] * (uint64_t)g) {
 		plan_problem(p, WB_E_MAPPING, l->name, "kernel",
 		    p->ix->e[k->src[0]].key, "%s '%s': in_channels=%lld but "
 		    "the kernel has %llu input channels per group x %lld "
 		    "groups", l->type, l->name, in,
-		    (unsigned long long)k->base.d[1], g);
+		    (unsigned long long)k->base->d[1], g);
 		k->bad = 1;
 	}
 	for (i = 2; i < n; i++)
-		d[i - 2] = k->base.d[i];
-	d[n - 2] = k->base.d[1];
+		d[i - 2] = k->base->d[i];
+	d[n - 2] = k->base->d[1];
 	d[n - 1] = o;
 	preset_expect(k, n, d);
 	preset_expect(b, 1, &o);
@@ -138,14 +138,14 @@ preset_check_depthwise(struct plan *p, struct plan_layer *l, const json_t *e)
 	    pr->kernel_ndim);
 	if (k == NULL || preset_rank(p, l, k, pr->kernel_ndim, what))
 		return;
-	n = k->base.ndim;
-	cm = k->base.d[0];
-	if (k->base.d[1] != 1) {
+	n = k->base->ndim;
+	cm = k->base->d[0];
+	if (k->base->d[1] != 1) {
 		plan_problem(p, WB_E_MAPPING, l->name, "kernel",
 		    p->ix->e[k->src[0]].key, "%s '%s': tensor '%s' has %llu "
 		    "input channels per group; a depthwise convolution (groups "
 		    "= in_channels) has 1", l->type, l->name,
-		    p->ix->e[k->src[0]].key, (unsigned long long)k->base.d[1]);
+		    p->ix->e[k->src[0]].key, (unsigned long long)k->base->d[1]);
 		k->bad = 1;
 		return;
 	}
@@ -158,7 +158,7 @@ preset_check_depthwise(struct plan *p, struct plan_layer *l, const json_t *e)
 		return;
 	}
 	for (i = 2; i < n; i++)
-		d[i - 2] = k->base.d[i];
+		d[i - 2] = k->base->d[i];
 	d[n - 2] = cm / (uint64_t)m;
 	d[n - 1] = (uint64_t)m;
 	preset_expect(k, n, d);
@@ -183,8 +183,8 @@ preset_check_convt(struct plan *p, struct plan_layer *l, const json_t *e)
 	    "out/groups, kernel...)", pr->kernel_ndim - 2, pr->kernel_ndim);
 	if (k == NULL || preset_rank(p, l, k, pr->kernel_ndim, what))
 		return;
-	n = k->base.ndim;
-	in = k->base.d[0];
+	n = k->base->ndim;
+	in = k->base->d[0];
 	if (g < 1 || in % (uint64_t)g != 0) {
 		plan_problem(p, WB_E_MAPPING, l->name, "kernel", NULL, "%s '%s': "
 		    "groups=%lld does not divide the %llu input channels",
@@ -192,9 +192,9 @@ preset_check_convt(struct plan *p, struct plan_layer *l, const json_t *e)
 		k->bad = 1;
 		return;
 	}
-	o = k->base.d[1] * (uint64_t)g;
+	o = k->base->d[1] * (uint64_t)g;
 	for (i = 2; i < n; i++)
-		d[i - 2] = k->base.d[i];
+		d[i - 2] = k->base->d[i];
 	d[n - 2] = o;
 	d[n - 1] = in;
 	preset_expect(k, n, d);
@@ -243,17 +243,17 @@ preset_check_vectors(struct plan *p, struct plan_layer *l, const json_t *e)
 	for (i = 0; i < l->nw; i++) {
 		struct plan_weight *w = &l->w[i];
 
-		if (w->base.ndim != 1) {
+		if (w->base->ndim != 1) {
 			plan_problem(p, WB_E_MAPPING, l->name, w->name,
 			    p->ix->e[w->src[0]].key, "%s '%s': tensor '%s' has "
 			    "shape %s; expected a vector (channels,)", l->type,
 			    l->name, p->ix->e[w->src[0]].key,
-			    xf_shape_str(&w->base, s, sizeof(s)));
+			    xf_shape_str(w->base, s, sizeof(s)));
 			w->bad = 1;
 			continue;
 		}
 		if (c == 0)
-			c = w->base.d[0];
+			c = w->base->d[0];
 	}
 	if (g > 0 && c > 0 && c % (uint64_t)g != 0)
 		plan_problem(p, WB_E_MAPPING, l->name, NULL, NULL, "%s '%s': "
@@ -273,15 +273,15 @@ preset_check_layernorm(struct plan *p, struct plan_layer *l, const json_t *e)
 	size_t i;
 	int k;
 
-	if (l->nw == 0 || l->w[0].base.ndim <= 1) {
+	if (l->nw == 0 || l->w[0].base->ndim <= 1) {
 		preset_check_vectors(p, l, e);
 		return;
 	}
-	want = l->w[0].base;
+	want = *l->w[0].base;
 	if (json_is_true(cf)) {
 		for (k = 0; k + 1 < want.ndim; k++)
-			want.d[k] = l->w[0].base.d[k + 1];
-		want.d[want.ndim - 1] = l->w[0].base.d[0];
+			want.d[k] = l->w[0].base->d[k + 1];
+		want.d[want.ndim - 1] = l->w[0].base->d[0];
 	}
 	for (i = 0; i < l->nw; i++)
 		preset_expect(&l->w[i], want.ndim, want.d);
@@ -299,13 +299,13 @@ preset_check_prelu(struct plan *p, struct plan_layer *l, const json_t *e)
 		return;
 	if (r < 2 || r > 5)
 		return;		/* the recipe reports it */
-	d[r - 2] = a->base.d[0];
+	d[r - 2] = a->base->d[0];
 	preset_expect(a, (int)r - 1, d);
 	plan_warning(p, l->name, "PReLU '%s': build Keras PReLU(shared_axes=%s)",
-	    l->name, r == 2 ? (a->base.d[0] == 1 ? "[1]" : "None") :
-	    r == 3 ? (a->base.d[0] == 1 ? "[1, 2]" : "[1]") :
-	    r == 4 ? (a->base.d[0] == 1 ? "[1, 2, 3]" : "[1, 2]") :
-	    (a->base.d[0] == 1 ? "[1, 2, 3, 4]" : "[1, 2, 3]"));
+	    l->name, r == 2 ? (a->base->d[0] == 1 ? "[1]" : "None") :
+	    r == 3 ? (a->base->d[0] == 1 ? "[1, 2]" : "[1]") :
+	    r == 4 ? (a->base->d[0] == 1 ? "[1, 2, 3]" : "[1, 2]") :
+	    (a->base->d[0] == 1 ? "[1, 2, 3, 4]" : "[1, 2, 3]"));
 }
 
 /*
@@ -453,17 +453,17 @@ preset_check_rnn(struct plan *p, struct plan_layer *l, const json_t *e)
 		    preset_rank(p, l, rec, 2, "an RNN hidden weight is 2-D "
 		    "(gates*hidden, hidden)"))
 			continue;
-		h = rec->base.d[1];
-		in = w->base.d[1];
-		if (rec->base.d[0] != (uint64_t)gates * h ||
-		    w->base.d[0] != (uint64_t)gates * h) {
+		h = rec->base->d[1];
+		in = w->base->d[1];
+		if (rec->base->d[0] != (uint64_t)gates * h ||
+		    w->base->d[0] != (uint64_t)gates * h) {
 			plan_problem(p, WB_E_MAPPING, l->name, w->name,
 			    p->ix->e[w->src[0]].key, "%s '%s': weights of shapes "
 			    "(%llu, %llu) and (%llu, %llu) are not those of a "
 			    "%s with %d gate%s", l->type, l->name,
-			    (unsigned long long)w->base.d[0],
+			    (unsigned long long)w->base->d[0],
 			    (unsigned long long)in,
-			    (unsigned long long)rec->base.d[0],
+			    (unsigned long long)rec->base->d[0],
 			    (unsigned long long)h, l->type, gates,
 			    gates > 1 ? "s" : "");
 			w->bad = 1;
@@ -526,7 +526,7 @@ preset_build_separable(struct plan_ctx *c, struct plan_layer *l,
 	pwk = plan_ctx_param(c, l, "pointwise_kernel", NULL, pwp, "weight", 1);
 	if (w == NULL || pwk == NULL)
 		return;
-	dw = w->base;
+	dw = *w->base;
 	if (dw.ndim != 4 || dw.d[1] != 1 || m < 1 ||
 	    dw.d[0] % (uint64_t)m != 0) {
 		plan_problem(p, WB_E_MAPPING, l->name, "depthwise_kernel", k[0],
@@ -543,8 +543,8 @@ preset_build_separable(struct plan_ctx *c, struct plan_layer *l,
 	xf_push_reshape(&w->recipe, 4, shape, NULL);
 	xf_push_transpose(&w->recipe, 4, perm, NULL);
 	w = pwk;
-	if (w->base.ndim != 4 || w->base.d[1] != dw.d[0] || w->base.d[2] != 1 ||
-	    w->base.d[3] != 1) {
+	if (w->base->ndim != 4 || w->base->d[1] != dw.d[0] ||
+	    w->base->d[2] != 1 || w->base->d[3] != 1) {
 		plan_problem(p, WB_E_MAPPING, l->name, "pointwise_kernel", k[2],
 		    "SeparableConv2D '%s': '%s' must be a 1x1 conv over the "
 		    "%llu depthwise outputs", l->name, k[2],
