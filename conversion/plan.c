@@ -368,9 +368,10 @@ plan_ctx_weight(struct plan_ctx *c, struct plan_layer *l, const char *name,
 	char full[512];
 
 	/* Report names are unique within a layer: "cell/kernel". */
-	snprintf(full, sizeof(full), "%s%s%s", sub ? sub : "", sub ? "/" : "",
-	    name);
-	if ((pw = plan_new_weight(c->p, l, 2, full, nsrc)) == NULL ||
+	if (sub != NULL)
+		snprintf(full, sizeof(full), "%s/%s", sub, name);
+	if ((pw = plan_new_weight(c->p, l, 2, sub != NULL ? full : name,
+	    nsrc)) == NULL ||
 	    (pw->path = plan_strdup(&c->p->arena, name)) == NULL ||
 	    (sub != NULL && (pw->sub = plan_strdup(&c->p->arena,
 	    sub)) == NULL)) {
@@ -394,6 +395,28 @@ plan_ctx_missing(struct plan_ctx *c, struct plan_layer *l, const char *weight,
 }
 
 /*
+ * "from.param" (or "param" for the root module) into buf, cut to fit as
+ * snprintf would: the key of a parameter, made for every parameter of
+ * every layer, so without the cost of a format string.
+ */
+static void
+plan_key(char *buf, size_t len, const char *from, const char *param)
+{
+	size_t f = strlen(from), n = strlen(param), o;
+
+	if (f > len - 1)
+		f = len - 1;
+	memcpy(buf, from, f);
+	o = f;
+	if (*from != '\0' && o < len - 1)
+		buf[o++] = '.';
+	if (n > len - 1 - o)
+		n = len - 1 - o;
+	memcpy(buf + o, param, n);
+	buf[o + n] = '\0';
+}
+
+/*
  * A "weight" parameter may be stored as a weight-norm pair: old-style
  * weight_g/weight_v or parametrizations.weight.original0/1.  Returns the
  * number of sources found (1 plain, 2 weight norm, 0 none).
@@ -405,7 +428,7 @@ plan_weight_sources(struct plan_ctx *c, const char *from, const char *param,
 	char key[1024], k2[1024];
 	int i;
 
-	snprintf(key, sizeof(key), "%s%s%s", from, *from ? "." : "", param);
+	plan_key(key, sizeof(key), from, param);
 	if ((src[0] = plan_ctx_key(c, key)) >= 0)
 		return 1;
 	if (strcmp(param, "weight") != 0)
@@ -441,8 +464,7 @@ plan_ctx_param(struct plan_ctx *c, struct plan_layer *l, const char *name,
 
 	if ((n = plan_weight_sources(c, from, param, src)) == 0) {
 		if (required) {
-			snprintf(key, sizeof(key), "%s%s%s", from,
-			    *from ? "." : "", param);
+			plan_key(key, sizeof(key), from, param);
 			plan_ctx_missing(c, l, name, key);
 		}
 		return NULL;
@@ -599,7 +621,7 @@ plan_preset_layer(struct plan_ctx *w, const struct spec_layer *sl,
 	const struct preset *pr = preset_find(type);
 	struct plan_layer *l;
 	char key[1024], looked[1024];
-	size_t i, off = 0;
+	size_t i, n, off = 0;
 
 	if (pr == NULL) {
 		plan_problem(p, WB_E_SPEC, name, NULL, NULL, "%s.type: unknown "
@@ -609,8 +631,14 @@ plan_preset_layer(struct plan_ctx *w, const struct spec_layer *sl,
 	plan_check_options(p, pr, sl->j, path, name);
 	if ((l = plan_new_layer(w, name, type, from, inferred)) == NULL)
 		return wb_err_set(w->err, WB_E_NOMEM, "out of memory");
-	looked[0] = '\0';
 	l->snake = pr->snake;
+	/* Room for every parameter at once (trimmed when finished). */
+	for (n = 0; n < PRESET_MAX_PARAMS && pr->params[n].keras; n++)
+		;
+	if (pr->build == NULL && n > 0 &&
+	    (l->w = malloc(n * sizeof(*l->w))) == NULL)
+		return wb_err_set(w->err, WB_E_NOMEM, "out of memory");
+	l->capw = pr->build == NULL ? n : 0;
 	if (pr->build != NULL) {
 		size_t before = p->nproblems;
 
@@ -628,10 +656,7 @@ plan_preset_layer(struct plan_ctx *w, const struct spec_layer *sl,
 		struct wb_err e = { 0 };
 		enum xf_combine combine;
 
-		snprintf(key, sizeof(key), "%s%s%s", from, *from ? "." : "",
-		    pp->param);
-		off += (size_t)snprintf(looked + off, off < sizeof(looked) ?
-		    sizeof(looked) - off : 0, "%s'%s'", off ? ", " : "", key);
+		plan_key(key, sizeof(key), from, pp->param);
 		pw = plan_ctx_param(w, l, pp->legacy && p->format ==
 		    KH5_LEGACY ? pp->legacy : pp->keras, NULL, from, pp->param,
 		    !pp->optional);
@@ -650,10 +675,18 @@ plan_preset_layer(struct plan_ctx *w, const struct spec_layer *sl,
 		}
 		pw->recipe.combine = combine;	/* preset_recipe resets it */
 	}
-	if (l->nw == 0 && p->nproblems == 0 && pr->build == NULL)
+	if (l->nw == 0 && p->nproblems == 0 && pr->build == NULL) {
+		looked[0] = '\0';
+		for (i = 0; i < n; i++) {
+			plan_key(key, sizeof(key), from, pr->params[i].param);
+			off += (size_t)snprintf(looked + off, off <
+			    sizeof(looked) ? sizeof(looked) - off : 0,
+			    "%s'%s'", off ? ", " : "", key);
+		}
 		plan_problem(p, WB_E_MAPPING, name, NULL, from, "%s '%s': no "
 		    "tensors under '%s' (looked for %s)", type, name, from,
 		    looked);
+	}
 	if (pr->check != NULL)
 		pr->check(p, l, sl->j);
 	return plan_finish_layer(w, l, sl->j, path, note);
