@@ -332,7 +332,7 @@ http_upload_open(struct req *r)
 		    "the body has more than one \"weights\" part"));
 		return -1;
 	}
-	if (spool_upload_open(r->srv->spool, r->upload_path, &r->upload_fd,
+	if (spool_upload_start(r->srv->spool, r->upload_path, &r->upload,
 	    &err) != 0 || (rc = sha256_new(&r->sha)) != 0) {
 		if (err.code == WB_OK)
 			wb_err_set(&err, WB_E_NOMEM, "sha256: out of memory");
@@ -347,9 +347,7 @@ http_upload_open(struct req *r)
 static int
 http_upload_write(struct req *r, const void *buf, size_t len)
 {
-	const char *p = buf;
-	ssize_t n;
-	size_t left = len;
+	struct wb_err err = { 0 };
 
 	if (r->upload_bytes + len > r->srv->cfg->upload_limit) {
 		http_early(r, reply_problem(413, "payload-too-large",
@@ -357,18 +355,12 @@ http_upload_write(struct req *r, const void *buf, size_t len)
 		    "bytes", (unsigned long long)r->srv->cfg->upload_limit));
 		return -1;
 	}
-	while (left > 0) {
-		if ((n = write(r->upload_fd, p, left)) == -1) {
-			if (errno == EINTR)
-				continue;
-			log_kv(LOG_L_ERR, "request", strerror(errno), "req_id",
-			    r->id, "file", r->upload_path, NULL);
-			http_early(r, reply_problem(500, "io-error",
-			    "I/O error", "writing the upload failed"));
-			return -1;
-		}
-		p += n;
-		left -= (size_t)n;
+	if (spool_upload_write(r->upload, buf, len, &err) != 0) {
+		log_kv(LOG_L_ERR, "request", err.msg, "req_id", r->id, "file",
+		    r->upload_path, NULL);
+		http_early(r, reply_problem(500, "io-error", "I/O error",
+		    "writing the upload failed"));
+		return -1;
 	}
 	if (sha256_update(r->sha, buf, len) != 0) {
 		http_early(r, reply_problem(500, "internal", "Internal error",
@@ -497,7 +489,9 @@ http_body_feed(struct req *r, const char *data, size_t len)
 static void
 http_body_finish(struct req *r)
 {
+	struct wb_err err = { 0 };
 	uint8_t d[SHA256_LEN];
+	int rc;
 
 	if (r->body_kind == HTTP_BODY_MULTIPART && !mp_done(r->mp)) {
 		http_early(r, reply_problem(400, "multipart-invalid",
@@ -511,13 +505,15 @@ http_body_finish(struct req *r)
 		    "part (multipart) or no body (raw)"));
 		return;
 	}
-	if (fsync(r->upload_fd) == -1 || close(r->upload_fd) == -1) {
-		r->upload_fd = -1;
+	rc = spool_upload_end(r->upload, &err);
+	r->upload = NULL;
+	if (rc != 0) {
+		log_kv(LOG_L_ERR, "request", err.msg, "req_id", r->id, "file",
+		    r->upload_path, NULL);
 		http_early(r, reply_problem(500, "io-error", "I/O error",
 		    "storing the upload failed"));
 		return;
 	}
-	r->upload_fd = -1;
 	if (sha256_final(r->sha, d) != 0) {
 		http_early(r, reply_problem(500, "internal", "Internal error",
 		    "hashing the upload failed"));
@@ -531,8 +527,7 @@ http_body_finish(struct req *r)
 static void
 http_req_free(struct req *r)
 {
-	if (r->upload_fd != -1)
-		close(r->upload_fd);
+	spool_upload_drop(r->upload);
 	if (r->upload_path[0] != '\0')
 		(void)unlink(r->upload_path);
 	sha256_free(r->sha);
@@ -705,7 +700,6 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 		r->conn = conn;
 		r->method = method;
 		r->url = url;
-		r->upload_fd = -1;
 		r->t0_us = http_now_us();
 		if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) !=
 		    (ssize_t)sizeof(rnd))

@@ -69,7 +69,7 @@ struct req {
 	/* The streamed upload (ROUTE_UPLOAD routes). */
 	int		 have_upload;
 	char		 upload_path[SPOOL_PATH_MAX];	/* "" once moved */
-	int		 upload_fd;
+	struct spool_upload *upload;	/* while it is being received */
 	uint64_t	 upload_bytes;
 	char		 upload_sha256[65];
 	char		 filename[MP_FILENAME_MAX];

@@ -4,6 +4,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +157,234 @@ spool_upload_open(struct spool *sp, char *path, int *fd, struct wb_err *err)
 		return wb_err_set(err, WB_E_IO, "creating upload file in %s: %s",
 		    sp->tmp, strerror(errno));
 	return 0;
+}
+
+/* ---- uploads ------------------------------------------------------------ */
+
+#define SPOOL_UP_BLOCK		((size_t)4 << 20)
+#define SPOOL_UP_DIRECT_MAX	8	/* uploads staged at once (8 MiB each) */
+
+static atomic_int spool_up_direct;
+
+struct spool_upload {
+	int		 fd;		/* buffered */
+	int		 dfd;		/* O_DIRECT, or -1: write through fd */
+	char		*blk[2];	/* staging blocks, page-aligned */
+	size_t		 fill;		/* bytes in blk[cur] */
+	int		 cur;
+	uint64_t	 off;		/* file offset of blk[cur] */
+	/* The writer thread and the block handed to it. */
+	pthread_t	 tid;
+	int		 started;
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	int		 busy;		/* a block is being written */
+	int		 pend;		/* which */
+	uint64_t	 pend_off;
+	int		 quit;
+	int		 werr;		/* errno of a failed write */
+};
+
+static int
+spool_pwrite_all(int fd, const char *p, size_t len, uint64_t off)
+{
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return errno;
+		if (n == 0)
+			return EIO;
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void *
+spool_up_writer(void *arg)
+{
+	struct spool_upload *u = arg;
+
+	pthread_mutex_lock(&u->mu);
+	for (;;) {
+		int e;
+
+		while (!u->busy && !u->quit)
+			pthread_cond_wait(&u->cv, &u->mu);
+		if (!u->busy)
+			break;
+		pthread_mutex_unlock(&u->mu);
+		e = spool_pwrite_all(u->dfd, u->blk[u->pend], SPOOL_UP_BLOCK,
+		    u->pend_off);
+		if (e == EINVAL)	/* O_DIRECT refused after all */
+			e = spool_pwrite_all(u->fd, u->blk[u->pend],
+			    SPOOL_UP_BLOCK, u->pend_off);
+		pthread_mutex_lock(&u->mu);
+		if (e != 0 && u->werr == 0)
+			u->werr = e;
+		u->busy = 0;
+		pthread_cond_broadcast(&u->cv);
+	}
+	pthread_mutex_unlock(&u->mu);
+	return NULL;
+}
+
+/* Wait until the writer is idle; its error, if any. */
+static int
+spool_up_wait(struct spool_upload *u)
+{
+	int e;
+
+	pthread_mutex_lock(&u->mu);
+	while (u->busy)
+		pthread_cond_wait(&u->cv, &u->mu);
+	e = u->werr;
+	pthread_mutex_unlock(&u->mu);
+	return e;
+}
+
+int
+spool_upload_start(struct spool *sp, char *path, struct spool_upload **out,
+    struct wb_err *err)
+{
+	struct spool_upload *u;
+	int rc, i;
+
+	*out = NULL;
+	if ((u = calloc(1, sizeof(*u))) == NULL)
+		return wb_err_set(err, WB_E_NOMEM, "out of memory");
+	u->fd = u->dfd = -1;
+	pthread_mutex_init(&u->mu, NULL);
+	pthread_cond_init(&u->cv, NULL);
+	if ((rc = spool_upload_open(sp, path, &u->fd, err)) != 0) {
+		spool_upload_drop(u);
+		return rc;
+	}
+	if (atomic_fetch_add(&spool_up_direct, 1) < SPOOL_UP_DIRECT_MAX &&
+	    (u->dfd = open(path, O_WRONLY | O_CLOEXEC | O_DIRECT)) != -1) {
+		for (i = 0; i < 2; i++)
+			if (posix_memalign((void **)&u->blk[i], 4096,
+			    SPOOL_UP_BLOCK) != 0)
+				u->blk[i] = NULL;
+		if (u->blk[0] == NULL || u->blk[1] == NULL) {
+			close(u->dfd);
+			u->dfd = -1;
+		}
+	}
+	if (u->dfd == -1) {
+		atomic_fetch_sub(&spool_up_direct, 1);
+		free(u->blk[0]);
+		free(u->blk[1]);
+		u->blk[0] = u->blk[1] = NULL;
+	}
+	*out = u;
+	return 0;
+}
+
+int
+spool_upload_write(struct spool_upload *u, const void *buf, size_t len,
+    struct wb_err *err)
+{
+	const char *p = buf;
+	int e;
+
+	if (u->dfd == -1) {
+		if ((e = spool_pwrite_all(u->fd, p, len, u->off)) != 0)
+			return wb_err_set(err, WB_E_IO, "writing the upload: "
+			    "%s", strerror(e));
+		u->off += len;
+		return 0;
+	}
+	while (len > 0) {
+		size_t n = SPOOL_UP_BLOCK - u->fill;
+
+		if (n > len)
+			n = len;
+		memcpy(u->blk[u->cur] + u->fill, p, n);
+		u->fill += n;
+		p += n;
+		len -= n;
+		if (u->fill < SPOOL_UP_BLOCK)
+			break;
+		/* Hand the full block over; fill the other meanwhile. */
+		if ((e = spool_up_wait(u)) != 0)
+			return wb_err_set(err, WB_E_IO, "writing the upload: "
+			    "%s", strerror(e));
+		if (!u->started) {
+			if (pthread_create(&u->tid, NULL, spool_up_writer,
+			    u) != 0)
+				return wb_err_set(err, WB_E_IO, "writing the "
+				    "upload: cannot start a thread");
+			u->started = 1;
+		}
+		pthread_mutex_lock(&u->mu);
+		u->pend = u->cur;
+		u->pend_off = u->off;
+		u->busy = 1;
+		pthread_cond_broadcast(&u->cv);
+		pthread_mutex_unlock(&u->mu);
+		u->cur ^= 1;
+		u->off += SPOOL_UP_BLOCK;
+		u->fill = 0;
+	}
+	return 0;
+}
+
+int
+spool_upload_end(struct spool_upload *u, struct wb_err *err)
+{
+	int e = 0, rc = 0;
+
+	if (u->dfd != -1) {
+		/* The ragged end goes through the cache, at its offset. */
+		if ((e = spool_up_wait(u)) == 0)
+			e = spool_pwrite_all(u->fd, u->blk[u->cur], u->fill,
+			    u->off);
+		u->off += u->fill;
+		u->fill = 0;
+	}
+	if (e != 0)
+		rc = wb_err_set(err, WB_E_IO, "writing the upload: %s",
+		    strerror(e));
+	else if (fsync(u->fd) == -1)
+		rc = wb_err_set(err, WB_E_IO, "fsync of the upload: %s",
+		    strerror(errno));
+	else if (close(u->fd) == -1)
+		rc = wb_err_set(err, WB_E_IO, "closing the upload: %s",
+		    strerror(errno));
+	else
+		u->fd = -1;
+	spool_upload_drop(u);
+	return rc;
+}
+
+void
+spool_upload_drop(struct spool_upload *u)
+{
+	if (u == NULL)
+		return;
+	if (u->started) {
+		pthread_mutex_lock(&u->mu);
+		u->quit = 1;
+		pthread_cond_broadcast(&u->cv);
+		pthread_mutex_unlock(&u->mu);
+		pthread_join(u->tid, NULL);
+	}
+	if (u->dfd != -1) {
+		close(u->dfd);
+		atomic_fetch_sub(&spool_up_direct, 1);
+	}
+	if (u->fd != -1)
+		close(u->fd);
+	free(u->blk[0]);
+	free(u->blk[1]);
+	pthread_mutex_destroy(&u->mu);
+	pthread_cond_destroy(&u->cv);
+	free(u);
 }
 
 int

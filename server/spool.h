@@ -54,6 +54,27 @@ int	spool_valid_id(const char *s);
 int	spool_upload_open(struct spool *sp, char *path, int *fd,
 	    struct wb_err *err);
 
+/*
+ * An upload being stored: spool_upload_start() opens it like
+ * spool_upload_open(), spool_upload_write() appends, spool_upload_end()
+ * writes what is left, fsyncs, closes and frees it, spool_upload_drop()
+ * just closes and frees it (the caller unlinks path in both failure
+ * cases).  Data is gathered into 4 MiB blocks that a second thread writes
+ * with O_DIRECT, so receiving, hashing and writing overlap and the bytes
+ * do not go through fresh page-cache pages (on a virtual machine filling
+ * those is slower than the disk); a few uploads at a time take this path,
+ * the others, and file systems without O_DIRECT, write through the cache.
+ * Failures: WB_E_IO naming the call and its errno.
+ */
+struct spool_upload;
+
+int	spool_upload_start(struct spool *sp, char *path,
+	    struct spool_upload **out, struct wb_err *err);
+int	spool_upload_write(struct spool_upload *u, const void *buf, size_t len,
+	    struct wb_err *err);
+int	spool_upload_end(struct spool_upload *u, struct wb_err *err);
+void	spool_upload_drop(struct spool_upload *u);
+
 /* "<spool>/jobs/<id>/<name>" (name NULL: the directory). */
 int	spool_job_path(const struct spool *sp, const char *id,
 	    const char *name, char *buf, size_t len);

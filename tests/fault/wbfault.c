@@ -4,7 +4,7 @@
  * torture runs (tests/fault/torture.py, docs/reliability.md).
  *
  * It wraps malloc, calloc, realloc, posix_memalign, aligned_alloc,
- * read, pread, write, pwrite, fsync, fdatasync, rename and renameat, and
+ * read, pread, preadv2, write, pwrite, fsync, fdatasync, rename and renameat, and
  * hands every call to the next definition (glibc, or the sanitizer's
  * interceptors when preloaded into an ASan build, or valgrind's
  * replacements).  Calls are counted per class once the process is armed:
@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 enum wbf_class {
@@ -106,6 +107,7 @@ static int	 (*real_posix_memalign)(void **, size_t, size_t);
 static void	*(*real_aligned_alloc)(size_t, size_t);
 static ssize_t	 (*real_read)(int, void *, size_t);
 static ssize_t	 (*real_pread)(int, void *, size_t, off_t);
+static ssize_t	 (*real_preadv2)(int, const struct iovec *, int, off_t, int);
 static ssize_t	 (*real_write)(int, const void *, size_t);
 static ssize_t	 (*real_pwrite)(int, const void *, size_t, off_t);
 static int	 (*real_fsync)(int);
@@ -282,6 +284,7 @@ wbf_resolve(void)
 	WBF_RESOLVE(aligned_alloc);
 	WBF_RESOLVE(read);
 	WBF_RESOLVE(pread);
+	WBF_RESOLVE(preadv2);
 	WBF_RESOLVE(write);
 	WBF_RESOLVE(pwrite);
 	WBF_RESOLVE(fsync);
@@ -558,6 +561,18 @@ pread(int fd, void *buf, size_t n, off_t off)
 		return -1;
 	}
 	return real_pread(fd, buf, n, off);
+}
+
+ssize_t
+preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+	if (real_preadv2 == NULL)
+		wbf_resolve();
+	if (wbf_hit(WBF_READ, "preadv2")) {
+		errno = EIO;
+		return -1;
+	}
+	return real_preadv2(fd, iov, cnt, off, flags);
 }
 
 ssize_t	pread64(int, void *, size_t, off_t);
