@@ -97,6 +97,44 @@ main(void)
 	spool_job_path(sp, c, NULL, p, sizeof(p));
 	CHECK(!exists(p));
 
+	/*
+	 * A staged upload: odd-sized pieces across more than two 4 MiB
+	 * blocks and a ragged end read back exactly; a dropped one leaves a
+	 * file for the caller to unlink.
+	 */
+	{
+		struct spool_upload *u = NULL;
+		size_t n = (9u << 20) + 12345, at = 0, piece = 65521, i;
+		unsigned char *buf = malloc(n), *back = malloc(n);
+		FILE *f;
+
+		CHECK(buf != NULL && back != NULL);
+		for (i = 0; i < n; i++)
+			buf[i] = (unsigned char)(i * 2654435761u >> 13);
+		CHECK(spool_upload_start(sp, up, &u, &err) == 0);
+		while (at < n) {
+			size_t k = n - at < piece ? n - at : piece;
+
+			CHECK(spool_upload_write(u, buf + at, k, &err) == 0);
+			at += k;
+		}
+		CHECK(spool_upload_end(u, &err) == 0);
+		CHECK((f = fopen(up, "rb")) != NULL);
+		CHECK(f != NULL && fread(back, 1, n, f) == n &&
+		    fgetc(f) == EOF);
+		if (f != NULL)
+			fclose(f);
+		CHECK(memcmp(buf, back, n) == 0);
+		CHECK(unlink(up) == 0);
+		CHECK(spool_upload_start(sp, up, &u, &err) == 0);
+		CHECK(spool_upload_write(u, buf, (5u << 20) + 1, &err) == 0);
+		spool_upload_drop(u);
+		CHECK(exists(up));
+		CHECK(unlink(up) == 0);
+		free(buf);
+		free(back);
+	}
+
 	/* Rewriting is atomic: the old whole file or the new one. */
 	CHECK(spool_job_write(sp, a, SPOOL_STATE, "{\"id\":2}", 8, &err) == 0);
 	spool_job_path(sp, a, ".state.json.tmp", p, sizeof(p));
