@@ -879,8 +879,9 @@ npz_arc_fetch(struct npz_src *s, size_t want, const uint8_t **buf,
 
 /*
  * Parse the .npy header at the start of member e into e->hdr, then hold
- * its sizes against the zip's and against the caps.  Only the first few
- * kilobytes of the member are read (inflated), however large it is.
+ * its sizes against the zip's and against the caps (the running total in
+ * *total, unless total is NULL).  Only the first few kilobytes of the
+ * member are read (inflated), however large it is.
  */
 static int
 npz_member_header(struct npz_src *src, struct npz_entry *e, int size_known,
@@ -924,6 +925,8 @@ npz_member_header(struct npz_src *src, struct npz_entry *e, int size_known,
 		    PRIu64 " bytes of data, member holds %" PRIu64, e->key,
 		    e->hdr.nbytes, holds);
 	}
+	if (total == NULL)
+		return 0;	/* the caller keeps the total */
 	if (e->hdr.nbytes > lim->max_total_bytes ||
 	    *total > lim->max_total_bytes - e->hdr.nbytes)
 		return wb_err_set(err, WB_E_LIMIT, "tensor '%s': the archive "
@@ -1232,23 +1235,121 @@ npz_cd_kind(const struct npz_cd *c, struct wb_err *err)
 	    "file", npz_disp(c->name, c->namelen, d, sizeof(d)), what);
 }
 
+/*
+ * Members are read by a few threads at once when there are many: each
+ * takes a run of members in offset order with its own buffers and
+ * inflater, and stops at its first bad member.  What a sequential read
+ * would report is then reported: the first bad member in archive order,
+ * or an earlier one whose data tips the total over its cap.
+ */
+#define NPZ_PART_MIN	4096		/* members worth a thread */
+#define NPZ_PARTS_MAX	4
+
+struct npz_part {
+	pthread_t	 tid;
+	int		 started;
+	struct npz_index_priv *p;
+	const struct npz_cd *cd;
+	size_t		 ncd, k0, k1;	/* its members: [k0, k1) */
+	uint64_t	 cd_off;
+	int		 fd;
+	const char	*path;
+	const struct npz_limits *lim;
+	size_t		 bad;		/* its first bad member, or k1 */
+	int		 rc;
+	struct wb_err	 err;
+};
+
+static void *
+npz_part_run(void *arg)
+{
+	struct npz_part *pt = arg;
+	const struct npz_cd *cd = pt->cd;
+	struct npz_file_src fs;
+	struct npz_win win;
+	uint64_t data = 0, lim_off;
+	size_t k;
+	int r, rc = 0;
+
+	memset(&fs, 0, sizeof(fs));
+	memset(&win, 0, sizeof(win));
+	win.fd = pt->fd;
+	win.fsize = pt->p->pub.file_size;
+	fs.s.fetch = npz_file_fetch;
+	fs.s.first = NPZ_FILE_FIRST;
+	fs.s.cap = NPY_PREAMBLE_MAX + NPY_HEADER_MAX;
+	fs.win = &win;
+	k = pt->k0;
+	if ((fs.s.buf = malloc(fs.s.cap)) == NULL) {
+		rc = wb_err_set(&pt->err, WB_E_NOMEM, "out of memory");
+		goto out;
+	}
+	/* Raw deflate: zip members have no zlib header. */
+	if ((r = inflateInit2(&fs.z, -MAX_WBITS)) != Z_OK) {
+		rc = wb_err_set(&pt->err, r == Z_MEM_ERROR ? WB_E_NOMEM :
+		    WB_E_INTERNAL, "zlib: inflateInit2 failed (%d)", r);
+		goto out;
+	}
+	fs.z_live = 1;
+	for (; k < pt->k1; k++) {
+		lim_off = k + 1 < pt->ncd ? cd[k + 1].offset : pt->cd_off;
+		/* Small members share one read; a large one reads what its
+		 * header needs. */
+		fs.ahead = cd[k].comp <= NPZ_WIN / 2 ? NPZ_WIN :
+		    NPZ_LFH_LEN + cd[k].namelen + 1024 + 2 * NPZ_FIRST_READ;
+		if ((rc = npz_local_read(&win, pt->path, cd, pt->ncd, k,
+		    lim_off, fs.ahead, &data, &pt->err)) != 0)
+			goto out;
+		fs.pos = data;
+		fs.left = cd[k].comp;
+		fs.ended = 0;
+		if (cd[k].method == NPZ_DEFLATED) {
+			fs.z.next_in = NULL;
+			fs.z.avail_in = 0;
+			if (inflateReset(&fs.z) != Z_OK) {
+				rc = wb_err_set(&pt->err, WB_E_INTERNAL,
+				    "zlib: inflateReset failed");
+				goto out;
+			}
+		} else if (cd[k].comp != cd[k].size) {
+			char d[NPZ_DISP_MAX];
+
+			rc = wb_err_set(&pt->err, WB_E_ARCHIVE, "member '%s' "
+			    "is stored, but its sizes differ (%" PRIu64 " and %"
+			    PRIu64 " bytes)", npz_disp(cd[k].name,
+			    cd[k].namelen, d, sizeof(d)), cd[k].comp,
+			    cd[k].size);
+			goto out;
+		}
+		if ((rc = npz_member_header(&fs.s, &pt->p->pub.e[k], 1,
+		    pt->lim, NULL, &pt->err)) != 0)
+			goto out;
+	}
+out:
+	pt->rc = rc;
+	pt->bad = k;
+	if (fs.z_live)
+		inflateEnd(&fs.z);
+	free(fs.s.buf);
+	free(win.buf);
+	return NULL;
+}
+
 static int
 npz_index_file(struct npz_index_priv *p, int fd, uint64_t fsize,
     const char *path, const struct npz_limits *lim, struct wb_err *err)
 {
-	struct npz_file_src fs;
-	struct npz_win win;
+	struct npz_part part[NPZ_PARTS_MAX];
 	struct npz_cd *cd = NULL;
 	struct npz_meta m;
+	struct npz_entry *e;
 	uint8_t *cdbuf = NULL;
-	uint64_t cd_off = 0, data = 0, lim_off;
-	size_t ncd = 0, k, names = 0;
-	int r, rc;
+	uint64_t cd_off = 0;
+	size_t ncd = 0, k, names = 0, nparts = 1, j;
+	long ncpu;
+	int rc;
 
-	memset(&fs, 0, sizeof(fs));
-	memset(&win, 0, sizeof(win));
-	win.fd = fd;
-	win.fsize = fsize;
+	memset(part, 0, sizeof(part));
 	if ((rc = npz_cd_read(fd, fsize, path, lim, &cdbuf, &cd, &ncd, &cd_off,
 	    err)) != 0)
 		goto out;
@@ -1293,60 +1394,52 @@ npz_index_file(struct npz_index_priv *p, int fd, uint64_t fsize,
 	if ((rc = npz_keys_sort(p, err)) != 0)
 		goto out;
 
-	fs.s.fetch = npz_file_fetch;
-	fs.s.first = NPZ_FILE_FIRST;
-	fs.s.cap = NPY_PREAMBLE_MAX + NPY_HEADER_MAX;
-	fs.win = &win;
-	if ((fs.s.buf = malloc(fs.s.cap)) == NULL) {
-		rc = wb_err_set(err, WB_E_NOMEM, "out of memory");
-		goto out;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	while (nparts < NPZ_PARTS_MAX && (long)nparts < ncpu &&
+	    ncd / (nparts + 1) >= NPZ_PART_MIN)
+		nparts++;
+	for (j = 0; j < nparts; j++) {
+		part[j].p = p;
+		part[j].cd = cd;
+		part[j].ncd = ncd;
+		part[j].k0 = ncd * j / nparts;
+		part[j].k1 = ncd * (j + 1) / nparts;
+		part[j].cd_off = cd_off;
+		part[j].fd = fd;
+		part[j].path = path;
+		part[j].lim = lim;
+		/* A part whose thread cannot start is read here. */
+		part[j].started = j > 0 && pthread_create(&part[j].tid, NULL,
+		    npz_part_run, &part[j]) == 0;
 	}
-	/* Raw deflate: zip members have no zlib header. */
-	if ((r = inflateInit2(&fs.z, -MAX_WBITS)) != Z_OK) {
-		rc = wb_err_set(err, r == Z_MEM_ERROR ? WB_E_NOMEM :
-		    WB_E_INTERNAL, "zlib: inflateInit2 failed (%d)", r);
-		goto out;
-	}
-	fs.z_live = 1;
-	for (k = 0; k < ncd; k++) {
-		lim_off = k + 1 < ncd ? cd[k + 1].offset : cd_off;
-		/* Small members share one read; a large one reads what its
-		 * header needs. */
-		fs.ahead = cd[k].comp <= NPZ_WIN / 2 ? NPZ_WIN :
-		    NPZ_LFH_LEN + cd[k].namelen + 1024 + 2 * NPZ_FIRST_READ;
-		if ((rc = npz_local_read(&win, path, cd, ncd, k, lim_off,
-		    fs.ahead, &data, err)) != 0)
-			goto out;
-		fs.pos = data;
-		fs.left = cd[k].comp;
-		fs.ended = 0;
-		if (cd[k].method == NPZ_DEFLATED) {
-			fs.z.next_in = NULL;
-			fs.z.avail_in = 0;
-			if (inflateReset(&fs.z) != Z_OK) {
-				rc = wb_err_set(err, WB_E_INTERNAL, "zlib: "
-				    "inflateReset failed");
+	for (j = 0; j < nparts; j++)
+		if (!part[j].started)
+			npz_part_run(&part[j]);
+	for (j = 0; j < nparts; j++)
+		if (part[j].started)
+			pthread_join(part[j].tid, NULL);
+	/* In archive order: a bad member, or the running total's cap. */
+	for (j = 0; j < nparts; j++) {
+		for (k = part[j].k0; k < part[j].bad; k++) {
+			e = &p->pub.e[k];
+			if (e->hdr.nbytes > lim->max_total_bytes ||
+			    p->pub.total_bytes > lim->max_total_bytes -
+			    e->hdr.nbytes) {
+				rc = wb_err_set(err, WB_E_LIMIT, "tensor '%s': "
+				    "the archive holds more than the %" PRIu64
+				    "-byte cap on tensor data", e->key,
+				    lim->max_total_bytes);
 				goto out;
 			}
-		} else if (cd[k].comp != cd[k].size) {
-			char d[NPZ_DISP_MAX];
-
-			rc = wb_err_set(err, WB_E_ARCHIVE, "member '%s' is "
-			    "stored, but its sizes differ (%" PRIu64 " and %"
-			    PRIu64 " bytes)", npz_disp(cd[k].name,
-			    cd[k].namelen, d, sizeof(d)), cd[k].comp,
-			    cd[k].size);
+			p->pub.total_bytes += e->hdr.nbytes;
+		}
+		if ((rc = part[j].rc) != 0) {
+			if (err != NULL && err->code == WB_OK)
+				*err = part[j].err;
 			goto out;
 		}
-		if ((rc = npz_member_header(&fs.s, &p->pub.e[k], 1, lim,
-		    &p->pub.total_bytes, err)) != 0)
-			goto out;
 	}
 out:
-	if (fs.z_live)
-		inflateEnd(&fs.z);
-	free(fs.s.buf);
-	free(win.buf);
 	free(cd);
 	free(cdbuf);
 	return rc;
