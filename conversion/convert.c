@@ -344,8 +344,11 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 	 * back its memory, and before the file is published, so that a
 	 * report we cannot make fails the conversion cleanly.
 	 */
-	if (!o->no_report && (rc = plan_report_layers(p, err)) != 0)
-		goto out;
+	if (!o->no_report) {
+		if ((rc = plan_report_layers(p, err)) != 0)
+			goto out;
+		convert_trace("report");
+	}
 	if ((rc = convert_fsync_path(tmp, 0, err)) != 0)
 		goto out;
 	convert_trace("fsync");
