@@ -1,23 +1,23 @@
 /*
  * npz: the two-pass .npz reader.
  *
- * libarchive does the zip work that is easy to get subtly wrong: local
- * headers, zip64 extras, data descriptors, inflating and CRC checks.  For
- * a regular file we use its seekable zip reader, which trusts the central
- * directory (the only place a zip written to a pipe records its sizes) and
- * can skip a member without inflating it.  For anything that cannot seek
- * (a FIFO, a terminal) we fall back to the streaming reader and check
- * sizes while reading instead.
+ * A regular file is indexed from its central directory (npz_cd_*, a
+ * small bounds-checked parse of fixed records), the only place a zip
+ * written to a pipe records its sizes: every member is vetted from it
+ * (name, method, encryption, size caps, the ratio that gives a zip bomb
+ * away, overlapping members, the trick behind the non-recursive bombs)
+ * before a byte of data is read.  Then each member's local header is held
+ * against its directory entry and the first bytes of its data, the .npy
+ * header, are inflated (npz_index_file).  The second pass over a regular
+ * file reads members by offset (npz_cursor, isa-l's inflate).
  *
- * libarchive does not tell us a member's compressed size or compression
- * method, and we need both before we inflate a byte: the method to refuse
- * everything but stored and deflate, the compressed size to refuse a zip
- * bomb by its ratio.  So for a regular file we also read the central
- * directory ourselves (npz_cd_*), a small bounds-checked parse of fixed
- * records, and use it to vet every member before libarchive reads any
- * data.  Both views must agree member by member, by name, in offset order.
- * The same pass refuses overlapping members, the trick behind the
- * non-recursive zip bombs.
+ * libarchive's seekable zip reader could read the members, but per member
+ * it inflates a 256 KiB block and converts a DOS time (a stat of
+ * /etc/localtime), which for tens of thousands of small members costs more
+ * than converting them; so the local headers are read here, refusing what
+ * libarchive refuses.  For anything that cannot seek (a FIFO, a terminal)
+ * libarchive's streaming reader is used, and sizes are checked while
+ * reading instead; npz_reader_* reads through libarchive too.
  *
  * Every size that comes from the archive is capped (npz_limits) before it
  * is used, and the second pass enforces the caps again on what the data

@@ -1,5 +1,5 @@
 /*
- * npz: reading .npz archives (zip of .npy members) through libarchive.
+ * npz: reading .npz archives (zip of .npy members).
  *
  * Reading is done in two passes so that memory never holds the archive:
  *  1. npz_index_read() walks every member once, parses each .npy header
@@ -66,6 +66,9 @@ struct npz_index {
  * Read the tensor list of the archive at path.  Members whose names do not
  * end in ".npy", duplicate names, names with NUL, "..", a leading '/', or
  * bytes that are not UTF-8 are refused with WB_E_ARCHIVE naming the member.
+ * From a regular file, a member of at most 4 KiB is read whole and its
+ * sizes and CRC-32 checked; of a larger one only the header is read (the
+ * second pass checks the rest).  Large archives are read on a few threads.
  */
 int	npz_index_read(const char *path, const struct npz_limits *lim,
 	    struct npz_index **out, struct wb_err *err);
