@@ -413,6 +413,10 @@ kh5_group(hid_t loc, const char *path, hid_t gcpl)
 		if (ex == 0) {
 			ng = H5Gcreate2(loc, buf, H5P_DEFAULT, gcpl,
 			    H5P_DEFAULT);
+			if (ng >= 0 && c == '\0') {
+				g = ng;	/* the group asked for: keep it open */
+				goto out;
+			}
 			if (ng < 0 || H5Gclose(ng) < 0)
 				goto out;
 		}
@@ -622,8 +626,9 @@ kh5_writer_free(struct kh5_writer *w, struct wb_err *err)
 
 /* Create weight k (layer li, weight wi) as a dataset below group g. */
 static int
-kh5_dataset(struct kh5_writer *w, size_t k, hid_t g, const char *lname,
-    const struct kh5_weight *wt, hid_t lcpl, hid_t dcpl, struct wb_err *err)
+kh5_dataset(struct kh5_writer *w, size_t k, hid_t g, const char *name,
+    const char *lname, const struct kh5_weight *wt, hid_t lcpl, hid_t dcpl,
+    struct wb_err *err)
 {
 	struct kh5_dset *ds = &w->ds[k];
 	hid_t space = H5I_INVALID_HID;
@@ -655,7 +660,7 @@ kh5_dataset(struct kh5_writer *w, size_t k, hid_t g, const char *lname,
 		    KH5_SHOW, lname, KH5_SHOW, wt->path);
 		goto out;
 	}
-	if ((ds->id = H5Dcreate2(g, wt->path, H5T_IEEE_F32LE, space, lcpl,
+	if ((ds->id = H5Dcreate2(g, name, H5T_IEEE_F32LE, space, lcpl,
 	    dcpl, H5P_DEFAULT)) < 0) {
 		rc = KH5_FAIL(err, WB_E_OUTPUT,
 		    "layer '%.*s' weight '%.*s': cannot create the dataset",
@@ -719,8 +724,9 @@ kh5_create_locked(const char *path, enum kh5_format fmt,
 	struct kh5_writer *w = NULL;
 	hid_t fapl = H5I_INVALID_HID, lcpl = H5I_INVALID_HID;
 	hid_t gcpl = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
-	hid_t g = H5I_INVALID_HID;
+	hid_t g = H5I_INVALID_HID, pg = H5I_INVALID_HID;
 	const char **names = NULL;
+	char *pname = NULL;
 	const char *backend, *version;
 	size_t total, i, j, k, maxw = 0;
 	int rc = 0;
@@ -842,10 +848,54 @@ kh5_create_locked(const char *path, enum kh5_format fmt,
 				goto out;
 		}
 		for (j = 0; j < layers[i].nweights; j++, k++) {
-			if ((rc = kh5_dataset(w, k, g, layers[i].name,
+			const char *wp = layers[i].w[j].path;
+			const char *leaf = strrchr(wp, '/');
+
+			/*
+			 * "conv1/kernel:0": make and keep the inner group once
+			 * for the weights that share it, and create each
+			 * dataset in it by its last name.
+			 */
+			if (leaf != NULL && (pg < 0 || strncmp(wp, pname,
+			    (size_t)(leaf - wp)) != 0 ||
+			    pname[leaf - wp] != '\0')) {
+				if (pg >= 0 && H5Gclose(pg) < 0) {
+					pg = H5I_INVALID_HID;
+					rc = KH5_FAIL(err, WB_E_OUTPUT, "layer "
+					    "'%.*s': closing a group", KH5_SHOW,
+					    layers[i].name);
+					goto out;
+				}
+				free(pname);
+				pg = H5I_INVALID_HID;
+				if ((pname = strndup(wp, (size_t)(leaf - wp))) ==
+				    NULL) {
+					rc = wb_err_set(err, WB_E_NOMEM,
+					    "kh5: out of memory");
+					goto out;
+				}
+				if ((pg = kh5_group(g, pname, gcpl)) < 0) {
+					rc = KH5_FAIL(err, WB_E_OUTPUT, "layer "
+					    "'%.*s' weight '%.*s': cannot create "
+					    "its group", KH5_SHOW,
+					    layers[i].name, KH5_SHOW, wp);
+					goto out;
+				}
+			}
+			if ((rc = kh5_dataset(w, k, leaf != NULL ? pg : g,
+			    leaf != NULL ? leaf + 1 : wp, layers[i].name,
 			    &layers[i].w[j], lcpl, dcpl, err)) != 0)
 				goto out;
 		}
+		if (pg >= 0 && H5Gclose(pg) < 0) {
+			pg = H5I_INVALID_HID;
+			rc = KH5_FAIL(err, WB_E_OUTPUT, "layer '%.*s': closing "
+			    "a group", KH5_SHOW, layers[i].name);
+			goto out;
+		}
+		pg = H5I_INVALID_HID;
+		free(pname);
+		pname = NULL;
 		if (H5Gclose(g) < 0) {
 			g = H5I_INVALID_HID;
 			rc = KH5_FAIL(err, WB_E_OUTPUT,
@@ -858,6 +908,9 @@ kh5_create_locked(const char *path, enum kh5_format fmt,
 	*out = w;
 	w = NULL;
 out:
+	if (pg >= 0)
+		H5Gclose(pg);
+	free(pname);
 	if (g >= 0)
 		H5Gclose(g);
 	if (dcpl >= 0)
@@ -1795,7 +1848,7 @@ out:
 
 /* Check one dataset's type, shape and digest. */
 static int
-kh5_verify_dataset(hid_t file, const char *lname, const struct kh5_weight *wt,
+kh5_verify_dataset(hid_t lg, const char *lname, const struct kh5_weight *wt,
     struct kh5_vitem *vi, const uint8_t *want_sha, uint64_t want_crc,
     struct wb_err *err)
 {
@@ -1810,7 +1863,8 @@ kh5_verify_dataset(hid_t file, const char *lname, const struct kh5_weight *wt,
 		rc = wb_err_set(err, WB_E_NOMEM, "verify: out of memory");
 		goto out;
 	}
-	if ((d = H5Dopen2(file, full, H5P_DEFAULT)) < 0) {
+	/* Relative to its open layer group: no second walk from the root. */
+	if ((d = H5Dopen2(lg, wt->path, H5P_DEFAULT)) < 0) {
 		rc = KH5_FAIL(err, WB_E_OUTPUT,
 		    "verify: dataset '%.*s' is missing", KH5_SHOW, full);
 		goto out;
@@ -1982,13 +2036,13 @@ kh5_verify_locked(const char *path, enum kh5_format fmt,
 			    layers[i].nweights, layers[i].name, err)) != 0)
 				goto out;
 		}
-		H5Gclose(g);
-		g = H5I_INVALID_HID;
 		for (j = 0; j < layers[i].nweights; j++, k++)
-			if ((rc = kh5_verify_dataset(file, layers[i].name,
+			if ((rc = kh5_verify_dataset(g, layers[i].name,
 			    &layers[i].w[j], &items[k], sha ? sha[k] : NULL,
 			    crc ? crc[k] : 0, err)) != 0)
 				goto out;
+		H5Gclose(g);
+		g = H5I_INVALID_HID;
 	}
 	if (H5Fclose(file) < 0) {
 		file = H5I_INVALID_HID;
