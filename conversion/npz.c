@@ -1057,26 +1057,17 @@ npz_file_fetch(struct npz_src *s, size_t want, const uint8_t **buf,
 	if (target > s->cap)
 		return wb_err_set(err, WB_E_INTERNAL, "tensor '%s': %zu header "
 		    "bytes asked for", e->key, target);
-	if (s->have == 0 && !fs->ended && e->method == NPZ_STORED) {
+	if (e->method == NPZ_STORED && !fs->ended) {
 		n = e->size < target ? (size_t)e->size : target;
-		if ((rc = npz_win_get(fs->win, fs->pos, n, fs->ahead, &in,
-		    err)) != 0)
-			return rc;
-		memcpy(s->buf, in, n);
-		s->have = n;
-		fs->ended = n == e->size;
-		if (fs->ended && (rc = npz_file_ended(fs, e->comp_size,
-		    err)) != 0)
-			return rc;
-	} else if (e->method == NPZ_STORED && s->have < target &&
-	    s->have < e->size) {
-		n = e->size < target ? (size_t)e->size : target;
-		if ((rc = npz_win_get(fs->win, fs->pos + s->have, n - s->have,
-		    n - s->have, &in, err)) != 0)
-			return rc;
-		memcpy(s->buf + s->have, in, n - s->have);
-		s->have = n;
-		if (n == e->size && !fs->ended) {
+		if (n > s->have) {
+			if ((rc = npz_win_get(fs->win, fs->pos + s->have,
+			    n - s->have, s->have == 0 ? fs->ahead : n - s->have,
+			    &in, err)) != 0)
+				return rc;
+			memcpy(s->buf + s->have, in, n - s->have);
+			s->have = n;
+		}
+		if (n == e->size) {
 			fs->ended = 1;
 			if ((rc = npz_file_ended(fs, e->comp_size, err)) != 0)
 				return rc;
