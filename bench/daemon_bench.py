@@ -18,6 +18,9 @@ CPUs unless --workers), waits for /readyz, and then:
            (/proc/PID/status) every 20 ms.  All but the last job are
            cancelled right away; the last one is left to convert, and the
            RSS while it converts is reported too.
+  baseline resnet50.npz uploaded alone (the job deleted once accepted) and
+           converted by the CLI (weightbridge convert -q), --jobs1 times
+           each: what an end-to-end job is compared with.
   latency  for resnet50.npz, end to end per job: POST ?wait=60 (the daemon
            answers when the job has ended), GET ?wait=60 while it has not,
            then GET the result, streamed and checked against the job's
@@ -257,6 +260,31 @@ def upload_phase(port, sampler, archive, spec, n, deadline):
     return out
 
 
+def baseline_phase(port, cli, archive, spec_path, spec, n, deadline):
+    """What an end-to-end job is compared with: uploading the archive alone
+    (the job is deleted as soon as it is accepted) and converting it with
+    the CLI, medians of n each."""
+    ups, clis = [], []
+    out = os.path.join(os.path.dirname(archive), "out", "daemon-baseline.h5")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    for _ in range(n):
+        if time.monotonic() > deadline:
+            break
+        t0 = time.perf_counter()
+        job = post_job(port, archive, spec)
+        ups.append(time.perf_counter() - t0)
+        delete_job(port, job["id"])
+        t0 = time.perf_counter()
+        subprocess.run([cli, "convert", "-q", archive, "--spec", spec_path, "-o", out],
+                       check=True, timeout=IO_TIMEOUT)
+        clis.append(time.perf_counter() - t0)
+        os.unlink(out)
+    res = {"upload_s": statistics.median(ups), "cli_s": statistics.median(clis)}
+    print("baseline for %s: upload alone %.3f s, CLI %.3f s (medians of %d)" % (
+        os.path.basename(archive), res["upload_s"], res["cli_s"], len(ups)), file=sys.stderr)
+    return res
+
+
 def latency_phase(port, sampler, archive, spec, clients, jobs_each, deadline):
     lats, errors = [], []
     lock = threading.Lock()
@@ -338,6 +366,9 @@ def main():
             spec_header(os.path.join(a.data, big + ".spec.json")), uploads, deadline)
         r50 = os.path.join(a.data, "resnet50.npz")
         r50spec = spec_header(os.path.join(a.data, "resnet50.spec.json"))
+        results["baseline"] = baseline_phase(
+            d.port, os.path.join(a.build, "weightbridge"), r50,
+            os.path.join(a.data, "resnet50.spec.json"), r50spec, jobs1, deadline)
         results["latency"] = [
             latency_phase(d.port, sampler, r50, r50spec, 1, jobs1, deadline),
             latency_phase(d.port, sampler, r50, r50spec, 8, jobs8, deadline)]
@@ -368,6 +399,12 @@ def main():
                       lr["jobs_per_s"]))
         if lr["errors"]:
             print("| errors with %d client(s) | %s |" % (lr["clients"], lr["errors"][0]))
+    bl, l1 = results.get("baseline"), results["latency"][0]
+    if bl and "median_s" in l1:
+        print("| resnet50.npz alone: upload / CLI convert (medians) | %.3f / %.3f s |" % (
+            bl["upload_s"], bl["cli_s"]))
+        print("| end to end with 1 client / (upload + CLI) | %.2fx |" % (
+            l1["median_s"] / (bl["upload_s"] + bl["cli_s"])))
     print("| daemon peak RSS over the run (VmHWM) | %.0f MB |" % (results["rss_hwm"] / MB))
     if a.results:
         with open(a.results, "w") as f:

@@ -194,6 +194,42 @@ convert_file_digest(const char *path, uint64_t *size, char hex[65],
 	return 0;
 }
 
+struct convert_flush {
+	const char	*path;
+	struct wb_err	 err;
+	int		 rc;
+};
+
+static void *
+convert_flush_main(void *arg)
+{
+	struct convert_flush *f = arg;
+
+	f->rc = convert_fsync_path(f->path, 0, &f->err);
+	return NULL;
+}
+
+static int
+convert_fsync_and_digest(const char *path, uint64_t *size, char hex[65],
+    struct wb_err *err)
+{
+	struct convert_flush f = { path, { 0 }, 0 };
+	pthread_t tid;
+	int started, rc;
+
+	started = pthread_create(&tid, NULL, convert_flush_main, &f) == 0;
+	if (!started)
+		f.rc = convert_fsync_path(path, 0, &f.err);
+	rc = convert_file_digest(path, size, hex, err);
+	if (started)
+		pthread_join(tid, NULL);
+	if (f.rc != 0 && rc == 0) {
+		*err = f.err;
+		rc = f.rc;
+	}
+	return rc;
+}
+
 /* Per-weight results into the report, in layout order. */
 static void
 convert_fill_report(const struct plan *p, const struct stream_weight *out,
@@ -310,6 +346,8 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 	if ((rc = kh5_create(tmp, p->format, kl, p->nlayers, &meta, &w,
 	    err)) != 0)
 		goto out;
+	if (o->cache_output)
+		kh5_through_cache(w);
 	convert_trace("create");
 	memset(&so, 0, sizeof(so));
 	so.npz_path = o->npz_path;
@@ -349,16 +387,17 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 			goto out;
 		convert_trace("report");
 	}
-	if ((rc = convert_fsync_path(tmp, 0, err)) != 0)
-		goto out;
-	convert_trace("fsync");
 	if (o->file_digest) {
-		if ((rc = convert_file_digest(tmp, &fsize, hex, err)) != 0)
+		/* Hash while the file is flushed: neither waits for the other. */
+		if ((rc = convert_fsync_and_digest(tmp, &fsize, hex, err)) != 0)
 			goto out;
-		convert_trace("digest");
+		convert_trace("fsync+digest");
 	} else {
 		struct stat st;
 
+		if ((rc = convert_fsync_path(tmp, 0, err)) != 0)
+			goto out;
+		convert_trace("fsync");
 		if (stat(tmp, &st) != 0) {
 			rc = wb_err_set(err, WB_E_IO, "stat '%s': %s", tmp,
 			    strerror(errno));

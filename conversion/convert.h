@@ -42,6 +42,9 @@ struct convert_opts {
 					   (default on; costs ~0.5 s/GB) */
 	int		 weight_stats;	/* per-weight min/max/mean/std/NaN
 					   counts in the report (default on) */
+	int		 cache_output;	/* write through the page cache, not
+					   O_DIRECT: the file will be read
+					   again soon (default off) */
 	int		 no_report;	/* nobody reads the report: *report
 					   stays NULL, and its per-layer part,
 					   large for many tensors, is never

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/uio.h>
 
 #include <hdf5.h>
 
@@ -1162,6 +1163,15 @@ kh5_lookup(struct kh5_writer *w, size_t layer, size_t weight,
 	return &w->ds[w->first[layer] + weight];
 }
 
+void
+kh5_through_cache(struct kh5_writer *w)
+{
+	if (w != NULL && w->dfd >= 0) {
+		close(w->dfd);
+		w->dfd = -1;
+	}
+}
+
 int
 kh5_write(struct kh5_writer *w, size_t layer, size_t weight,
     const float *data, struct wb_err *err)
@@ -1550,6 +1560,21 @@ kh5_pread_fd(int fd, char *p, uint64_t off, uint64_t len, uint64_t *got)
 	return 0;
 }
 
+/*
+ * Whether the first byte at pos is in the page cache (preadv2 with
+ * RWF_NOWAIT never waits for the disk).  Data written through the cache
+ * is read back from it: an O_DIRECT read would first flush it and then
+ * read the disk.  The probe reads one byte into buf.
+ */
+static int
+kh5_cached(int fd, char *buf, uint64_t pos, uint64_t len)
+{
+	struct iovec iov = { buf, 1 };
+
+	(void)len;
+	return preadv2(fd, &iov, 1, (off_t)pos, RWF_NOWAIT) == 1;
+}
+
 /* Digest the len bytes at file offset addr. */
 static int
 kh5_hash_raw(struct kh5_reader *rd, uint64_t addr, uint64_t len,
@@ -1563,7 +1588,8 @@ kh5_hash_raw(struct kh5_reader *rd, uint64_t addr, uint64_t len,
 		uint64_t lo, n, got, skip;
 		int fd;
 
-		if (rd->dfd >= 0 && len >= KH5_DIRECT_MIN) {
+		if (rd->dfd >= 0 && len >= KH5_DIRECT_MIN &&
+		    !kh5_cached(rd->fd, rd->buf, pos, end - pos)) {
 			/* Whole aligned blocks around [pos, end). */
 			lo = pos & ~(a - 1);
 			n = ((end + a - 1) & ~(a - 1)) - lo;

@@ -71,6 +71,14 @@ int	kh5_create(const char *path, enum kh5_format fmt,
 	    const struct kh5_meta *meta, struct kh5_writer **out,
 	    struct wb_err *err);
 
+/*
+ * Write every tensor through the page cache, not with O_DIRECT: for a
+ * file that will be read again soon (a daemon's result, hashed and then
+ * downloaded), one pass through the cache is cheaper than writing past
+ * it and reading it back from the disk.  Call before the first write.
+ */
+void	kh5_through_cache(struct kh5_writer *w);
+
 /* Write all elements of weight `weight` of layer `layer` (float32, C order). */
 int	kh5_write(struct kh5_writer *w, size_t layer, size_t weight,
 	    const float *data, struct wb_err *err);

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -106,7 +107,8 @@ sha256_hex(const uint8_t digest[SHA256_LEN], char out[SHA256_HEXLEN + 1])
 #define SHA256_FILE_SLOTS	3
 
 struct sha256_ring {
-	int		 fd;
+	int		 fd;		/* through the page cache */
+	int		 dfd;		/* O_DIRECT, or -1 */
 	pthread_mutex_t	 mu;
 	pthread_cond_t	 cv;
 	char		*buf[SHA256_FILE_SLOTS];
@@ -116,27 +118,40 @@ struct sha256_ring {
 	int		 stop;		/* the hasher gave up */
 };
 
+/*
+ * Fill one block: from the page cache what is there (preadv2 with
+ * RWF_NOWAIT never waits for the disk), the rest with O_DIRECT when the
+ * offset allows, else through the cache.
+ */
 static ssize_t
-sha256_read_block(int fd, char *buf, uint64_t off, int *errnum)
+sha256_read_block(struct sha256_ring *r, char *buf, uint64_t off,
+    int *errnum)
 {
 	size_t got = 0;
 
 	while (got < SHA256_FILE_BLOCK) {
-		ssize_t n = pread(fd, buf + got, SHA256_FILE_BLOCK - got,
-		    (off_t)(off + got));
+		struct iovec iov = { buf + got, SHA256_FILE_BLOCK - got };
+		uint64_t at = off + got;
+		ssize_t n = preadv2(r->fd, &iov, 1, (off_t)at, RWF_NOWAIT);
+		int fd = r->fd;
 
-		if (n < 0 && errno == EINTR)
+		if (n == -1 && errno == EINTR)
 			continue;
-		if (n < 0) {
+		if (n == -1 && errno == EAGAIN && r->dfd >= 0 &&
+		    at % 4096 == 0 && got % 4096 == 0)
+			fd = r->dfd;
+		if (n == -1 && (errno == EAGAIN || errno == EOPNOTSUPP))
+			n = pread(fd, buf + got, SHA256_FILE_BLOCK - got,
+			    (off_t)at);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
 			*errnum = errno;
 			return -1;
 		}
 		if (n == 0)
 			break;
 		got += (size_t)n;
-		/* A short direct read is the end of the file. */
-		if (got % 4096 != 0)
-			break;
 	}
 	return (ssize_t)got;
 }
@@ -159,7 +174,7 @@ sha256_reader(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&r->mu);
-		n = sha256_read_block(r->fd, r->buf[i], off, &errnum);
+		n = sha256_read_block(r, r->buf[i], off, &errnum);
 		pthread_mutex_lock(&r->mu);
 		r->len[i] = n < 0 ? 0 : n;
 		r->err = n < 0 ? errnum : 0;
@@ -188,12 +203,13 @@ sha256_file(const char *path, uint8_t out[SHA256_LEN], uint64_t *size,
 	*errnum = 0;
 	pthread_mutex_init(&r.mu, NULL);
 	pthread_cond_init(&r.cv, NULL);
-	if ((r.fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT)) < 0 &&
-	    (r.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+	r.dfd = -1;
+	if ((r.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		*errnum = errno;
 		rc = WB_E_IO;
 		goto out;
 	}
+	r.dfd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
 	for (i = 0; i < SHA256_FILE_SLOTS; i++)
 		if (posix_memalign((void **)&r.buf[i], 4096,
 		    SHA256_FILE_BLOCK) != 0) {
@@ -245,6 +261,8 @@ out:
 		free(r.buf[i]);
 	if (r.fd >= 0)
 		close(r.fd);
+	if (r.dfd >= 0)
+		close(r.dfd);
 	pthread_mutex_destroy(&r.mu);
 	pthread_cond_destroy(&r.cv);
 	return rc;

@@ -42,9 +42,9 @@ void	sha256_free(struct sha256_ctx *c);	/* c may be NULL */
 
 /*
  * The digest and size of the file at path.  A reader thread fills blocks
- * while this one hashes them; blocks come with O_DIRECT when the file
- * system takes it, so a file just written past the page cache is not
- * pulled through fresh cache pages.  Returns 0, WB_E_IO with *errnum set
+ * while this one hashes them; bytes in the page cache come from it, the
+ * others with O_DIRECT when the file system takes it, so a file just
+ * written past the cache is not pulled through fresh cache pages.  Returns 0, WB_E_IO with *errnum set
  * to the errno of the failed call, WB_E_NOMEM or WB_E_INTERNAL.
  */
 int	sha256_file(const char *path, uint8_t out[SHA256_LEN], uint64_t *size,

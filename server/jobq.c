@@ -650,6 +650,12 @@ jobq_run(struct jobq *q, struct job *j, struct wb_err *err, json_t **report)
 	o.progress = jobq_progress_cb;
 	o.progress_arg = &pg;
 	/*
+	 * The result is hashed and then downloaded: one pass through the
+	 * page cache beats writing past it and reading it back from the disk
+	 * twice (resnet50 end to end: 0.49-0.50 s against 0.54-0.55 s).
+	 */
+	o.cache_output = 1;
+	/*
 	 * Share the CPUs among the jobs running now: a lone job gets them
 	 * all, a full pool of workers one thread each (measured: a lone
 	 * resnet50 job took 0.74 s end to end on one thread, the CLI 0.38 s
