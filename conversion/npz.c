@@ -955,6 +955,7 @@ npz_member_header(struct npz_src *src, struct npz_entry *e, int size_known,
  * and the second pass, which reads every byte, checks the rest.
  */
 #define NPZ_WIN		(256u << 10)	/* bytes per read of small members */
+#define NPZ_PREFETCH_MAX 4096		/* members whose headers are prefetched */
 #define NPZ_WIN_CHUNK	(16u << 10)	/* compressed bytes per inflate call */
 #define NPZ_FILE_FIRST	256		/* numpy's headers are 128 bytes */
 
@@ -1361,6 +1362,17 @@ npz_index_file(struct npz_index_priv *p, int fd, uint64_t fsize,
 			goto out;
 		names += 2 * cd[k].namelen - 2;
 	}
+	/*
+	 * Ask for the headers of big members all at once: a file that is not
+	 * in the page cache (a daemon's upload goes to disk past it) then
+	 * costs one round of parallel disk reads, not one read per member
+	 * in turn.  Small members are read in windows anyway.
+	 */
+	for (k = 0; k < ncd && k < NPZ_PREFETCH_MAX; k++)
+		if (cd[k].comp > NPZ_WIN / 2)
+			(void)posix_fadvise(fd, (off_t)cd[k].offset,
+			    (off_t)(NPZ_LFH_LEN + cd[k].namelen + 1024 +
+			    2 * NPZ_FIRST_READ), POSIX_FADV_WILLNEED);
 	/* One block for the entries and one for their names. */
 	if ((p->pub.e = calloc(ncd > 0 ? ncd : 1, sizeof(*p->pub.e))) ==
 	    NULL || (p->names = malloc(names > 0 ? names : 1)) == NULL) {
