@@ -26,9 +26,9 @@
 #include "stream.h"
 
 #define STREAM_SLAB_MIN		(64ULL << 20)	/* outputs this big go in slabs */
-#define STREAM_SLAB_ELEMS	(4ULL << 20)	/* 16 MiB of float32 per slab */
+#define STREAM_SLAB_ELEMS	(2ULL << 20)	/* 8 MiB of float32 per slab */
 #define STREAM_DIGEST_CHUNK	(256u << 10)	/* hash in cache-sized pieces */
-#define STREAM_BUDGET_SLACK	(40ULL << 20)
+#define STREAM_BUDGET_SLACK	(32ULL << 20)
 #define STREAM_TRIM_MIN		(32ULL << 20)
 #define STREAM_MAX_THREADS	64
 #define STREAM_LOOKAHEAD	256	/* jobs a worker may skip over */
@@ -385,10 +385,128 @@ stream_out_need(const struct plan_weight *pw)
 	int i, moving = pw->recipe.combine != XF_ONE;
 
 	if (stream_slabbable(pw, &sl))
-		return sl.per * sl.row_elems * sizeof(float);
+		return 2 * sl.per * sl.row_elems * sizeof(float);
 	for (i = 0; i < pw->recipe.nops; i++)
 		moving += pw->recipe.ops[i].kind != XF_RESHAPE;
 	return moving == 0 ? 0 : moving == 1 ? bytes : 2 * bytes;
+}
+
+/*
+ * Slabs are written by a second thread while the next one is transposed:
+ * two slab buffers, filled and written in turn, so the transposes overlap
+ * the disk (big slabs are written with O_DIRECT and read back).
+ */
+struct stream_io {
+	struct kh5_writer *w;
+	size_t		 li, wi;
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	int		 full[2];
+	const float	*buf[2];
+	uint64_t	 row0[2], nrows[2];
+	int		 quit;
+	int		 rc;
+	struct wb_err	 err;
+};
+
+static void *
+stream_io_main(void *arg)
+{
+	struct stream_io *io = arg;
+	struct wb_err e = { 0 };
+	int i = 0, rc;
+
+	pthread_mutex_lock(&io->mu);
+	for (;;) {
+		while (!io->full[i] && !io->quit)
+			pthread_cond_wait(&io->cv, &io->mu);
+		if (!io->full[i])
+			break;
+		rc = 0;
+		if (io->rc == 0) {
+			pthread_mutex_unlock(&io->mu);
+			rc = kh5_write_rows(io->w, io->li, io->wi, io->row0[i],
+			    io->nrows[i], io->buf[i], &e);
+			pthread_mutex_lock(&io->mu);
+		}
+		if (rc != 0 && io->rc == 0) {
+			io->rc = rc;
+			io->err = e;
+		}
+		io->full[i] = 0;
+		pthread_cond_broadcast(&io->cv);
+		i ^= 1;
+	}
+	pthread_mutex_unlock(&io->mu);
+	return NULL;
+}
+
+static int
+stream_slabs_emit(struct stream_worker *wk, struct stream_weight *o,
+    size_t li, size_t wi, const struct stream_slabs *sl, const float *src)
+{
+	struct stream_io io;
+	pthread_t tid;
+	uint64_t per = sl->per * sl->row_elems, r0, r1, n;
+	int i, started = 0, rc = 0;
+
+	memset(&io, 0, sizeof(io));
+	io.w = wk->r->w;
+	io.li = li;
+	io.wi = wi;
+	pthread_mutex_init(&io.mu, NULL);
+	pthread_cond_init(&io.cv, NULL);
+	if ((rc = stream_grow((void **)&wk->slab, &wk->slab_cap,
+	    (size_t)(2 * per * sizeof(float)), &wk->err)) != 0)
+		goto out;
+	started = pthread_create(&tid, NULL, stream_io_main, &io) == 0;
+	for (r0 = 0, i = 0; r0 < sl->rows; r0 = r1, i ^= 1) {
+		float *dst = wk->slab + (size_t)i * per;
+
+		r1 = r0 + sl->per < sl->rows ? r0 + sl->per : sl->rows;
+		pthread_mutex_lock(&io.mu);
+		while (io.full[i])
+			pthread_cond_wait(&io.cv, &io.mu);
+		rc = io.rc;
+		pthread_mutex_unlock(&io.mu);
+		if (rc != 0)
+			break;
+		xf_transpose_rows(src, dst, sl->tin.ndim, sl->tin.d, sl->perm,
+		    r0, r1);
+		n = (r1 - r0) * sl->row_elems;
+		if ((rc = stream_digest(wk, o, dst, n)) != 0)
+			break;
+		if (!started) {
+			/* No second thread: write it here and now. */
+			if ((rc = kh5_write_rows(io.w, li, wi,
+			    r0 * sl->row_elems / sl->out_row_elems,
+			    n / sl->out_row_elems, dst, &wk->err)) != 0)
+				break;
+			continue;
+		}
+		pthread_mutex_lock(&io.mu);
+		io.buf[i] = dst;
+		io.row0[i] = r0 * sl->row_elems / sl->out_row_elems;
+		io.nrows[i] = n / sl->out_row_elems;
+		io.full[i] = 1;
+		pthread_cond_broadcast(&io.cv);
+		pthread_mutex_unlock(&io.mu);
+	}
+	if (started) {
+		pthread_mutex_lock(&io.mu);
+		io.quit = 1;
+		pthread_cond_broadcast(&io.cv);
+		pthread_mutex_unlock(&io.mu);
+		pthread_join(tid, NULL);
+		if (rc == 0 && io.rc != 0) {
+			wk->err = io.err;
+			rc = io.rc;
+		}
+	}
+out:
+	pthread_mutex_destroy(&io.mu);
+	pthread_cond_destroy(&io.cv);
+	return rc;
 }
 
 static int
@@ -401,7 +519,7 @@ stream_emit(struct stream_worker *wk, size_t k, float *const *src)
 	struct xf_shape shape;
 	const float *res;
 	size_t li = r->wlayer[k], wi = r->wslot[k];
-	uint64_t n, r0, r1;
+	uint64_t n;
 	int rc;
 
 	pw = &r->p->l[li].w[wi];
@@ -409,22 +527,8 @@ stream_emit(struct stream_worker *wk, size_t k, float *const *src)
 	if (!r->o->no_sha && sha256_new(&wk->sha) != 0)
 		return wb_err_set(&wk->err, WB_E_NOMEM, "out of memory");
 	if (stream_slabbable(pw, &sl)) {
-		size_t bytes = (size_t)(sl.per * sl.row_elems * sizeof(float));
-
-		if ((rc = stream_grow((void **)&wk->slab, &wk->slab_cap, bytes,
-		    &wk->err)) != 0)
+		if ((rc = stream_slabs_emit(wk, o, li, wi, &sl, src[0])) != 0)
 			goto out;
-		for (r0 = 0; r0 < sl.rows; r0 = r1) {
-			r1 = r0 + sl.per < sl.rows ? r0 + sl.per : sl.rows;
-			xf_transpose_rows(src[0], wk->slab, sl.tin.ndim,
-			    sl.tin.d, sl.perm, r0, r1);
-			n = (r1 - r0) * sl.row_elems;
-			if ((rc = stream_digest(wk, o, wk->slab, n)) != 0 ||
-			    (rc = kh5_write_rows(r->w, li, wi,
-			    r0 * sl.row_elems / sl.out_row_elems,
-			    n / sl.out_row_elems, wk->slab, &wk->err)) != 0)
-				goto out;
-		}
 		n = xf_count(&pw->out);
 	} else {
 		if ((rc = xf_apply(&pw->recipe, pw->in, src, pw->nsrc,
