@@ -381,6 +381,8 @@ cmd_convert(int argc, char **argv)
 		}
 		case OPT_CHECKSUM:
 			o.file_digest = 1;
+			/* The file is read again right away: keep it cached. */
+			o.cache_output = 1;
 			break;
 		case 'q':
 			quiet = 1;
