@@ -11,17 +11,22 @@
  * layer and weight the caller knows about.
  *
  * kh5_create() checks every name, then lays out the whole file: groups,
- * name-list attributes and every dataset at its final shape.  Datasets stay
- * open in the writer so kh5_write()/kh5_write_rows() are one H5Dwrite each.
- * Object timestamps are switched off, so the same input gives a byte-identical
- * file.  The file keeps the default (oldest) format bounds so HDF5 1.8 and
- * every h5py can read it; see docs/formats.md for what each layout contains.
+ * name-list attributes and every dataset at its final shape, with its space
+ * allocated (big ones 4 KiB-aligned).  Tensor bytes then go straight to
+ * those places with pwrite(2), the aligned middle of big ones with
+ * O_DIRECT and read back from the disk at once (kh5_pwrite), unless the
+ * writer was told the file will be read again soon (kh5_through_cache).
+ * Object timestamps are switched off, so the same input gives a
+ * byte-identical file.  The file keeps the default (oldest) format bounds so
+ * HDF5 1.8 and every h5py can read it; see docs/formats.md for what each
+ * layout contains.
  *
- * kh5_verify() re-opens the file and hashes each dataset in slabs of at most
- * KH5_VERIFY_BLOCK bytes: it splits the tensor at the outermost axis whose
- * trailing sub-array fits in a slab and walks the axes before it, so even a
- * tensor whose single row is larger than a slab is read in bounded pieces, in
- * C order, and hashed as one stream.
+ * The check (kh5_verify, kh5_verify_crc64, kh5_close_verify) re-opens the
+ * file: names, types, shapes and data addresses under the HDF5 lock, then
+ * the data bytes read raw from the file on several threads (page cache
+ * first, O_DIRECT for the rest).  Without a raw address (a big-endian host)
+ * a dataset is hashed through HDF5 in slabs of at most KH5_VERIFY_BLOCK
+ * bytes, split at the outermost axis whose trailing sub-array fits.
  */
 #include <errno.h>
 #include <fcntl.h>
