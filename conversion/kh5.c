@@ -1572,11 +1572,10 @@ kh5_pread_fd(int fd, char *p, uint64_t off, uint64_t len, uint64_t *got)
  * read the disk.  The probe reads one byte into buf.
  */
 static int
-kh5_cached(int fd, char *buf, uint64_t pos, uint64_t len)
+kh5_cached(int fd, char *buf, uint64_t pos)
 {
 	struct iovec iov = { buf, 1 };
 
-	(void)len;
 	return preadv2(fd, &iov, 1, (off_t)pos, RWF_NOWAIT) == 1;
 }
 
@@ -1594,7 +1593,7 @@ kh5_hash_raw(struct kh5_reader *rd, uint64_t addr, uint64_t len,
 		int fd;
 
 		if (rd->dfd >= 0 && len >= KH5_DIRECT_MIN &&
-		    !kh5_cached(rd->fd, rd->buf, pos, end - pos)) {
+		    !kh5_cached(rd->fd, rd->buf, pos)) {
 			/* Whole aligned blocks around [pos, end). */
 			lo = pos & ~(a - 1);
 			n = ((end + a - 1) & ~(a - 1)) - lo;
