@@ -341,6 +341,10 @@ convert_run(const struct convert_opts *o, json_t **report, struct wb_err *err)
 	}
 	if ((rc = plan_layout(p, &kl, &kw, err)) != 0)
 		goto out;
+	/* Big transposes are stored in chunks, so they can be streamed. */
+	for (li = 0, k = 0; li < p->nlayers; li++)
+		for (size_t wi = 0; wi < p->l[li].nw; wi++, k++)
+			kw[k].chunk = stream_chunk(p, &p->l[li].w[wi]);
 	meta.keras_version = spec->keras_version;
 	meta.backend = spec->backend;
 	if ((rc = kh5_create(tmp, p->format, kl, p->nlayers, &meta, &w,

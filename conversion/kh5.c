@@ -61,7 +61,7 @@
 #define KH5_DIRECT_ALIGN	((uint64_t)4096)
 #define KH5_VERIFY_THREADS	16
 #define KH5_MDC_SIZE		((size_t)256 << 10)	/* metadata cache */
-#define KH5_RAW_BLOCK		((uint64_t)4 << 20)	/* bytes per read-back */
+#define KH5_RAW_BLOCK		((uint64_t)16 << 20)	/* bytes per read-back */
 #define KH5_RB_MAX		KH5_VERIFY_THREADS
 
 struct kh5_dset {
@@ -76,6 +76,25 @@ struct kh5_dset {
 	uint64_t	 checked;	/* bytes read back as written (w->mu) */
 	char		*layer;		/* for messages */
 	char		*path;
+	/*
+	 * Chunked (chunk > 0): chunk i of nchunks is cbytes at caddr[i];
+	 * cstate[i] is KH5_C_* (w->mu), ccrc[i] the CRC-64 of what was
+	 * written into a chunk that was not read back.
+	 */
+	uint64_t	 chunk, nchunks, cbytes, cdone;
+	uint64_t	*caddr, *ccrc;
+	uint8_t		*cstate;
+};
+
+enum { KH5_C_NONE = 0, KH5_C_WRITTEN = 1, KH5_C_READBACK = 2 };
+
+/* What close_verify() knows of where a dataset's bytes went. */
+struct kh5_wrote {
+	uint64_t	 addr;		/* read back there when written, or
+					   KH5_NOADDR */
+	uint64_t	 chunk, nchunks, cbytes;	/* chunk 0: contiguous */
+	uint64_t	*caddr, *ccrc;
+	uint8_t		*cstate;
 };
 
 #define KH5_NOADDR	UINT64_MAX
@@ -270,6 +289,35 @@ kh5_node_cmp(const void *va, const void *vb)
  * duplicate paths, no dataset where a group is needed).  *total receives the
  * number of weights.
  */
+/* A chunked weight: rank >= 2, no zero axis, a chunk that fits. */
+static int
+kh5_check_chunk(const struct kh5_weight *wt, const char *lname,
+    struct wb_err *err)
+{
+	uint64_t bytes = sizeof(float);
+	int d;
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+	return wb_err_set(err, WB_E_USAGE, "layer '%.*s' weight '%.*s': "
+	    "chunks are written raw, little-endian hosts only", KH5_SHOW,
+	    lname, KH5_SHOW, wt->path);
+#endif
+	if (wt->ndim < 2 || wt->chunk > wt->shape[wt->ndim - 1])
+		goto bad;
+	for (d = 0; d < wt->ndim; d++) {
+		uint64_t n = d == wt->ndim - 1 ? wt->chunk : wt->shape[d];
+
+		if (wt->shape[d] == 0 || n > KH5_CHUNK_MAX / bytes)
+			goto bad;
+		bytes *= n;
+	}
+	return 0;
+bad:
+	return wb_err_set(err, WB_E_USAGE, "layer '%.*s' weight '%.*s': "
+	    "cannot store it in chunks of %llu", KH5_SHOW, lname, KH5_SHOW,
+	    wt->path, (unsigned long long)wt->chunk);
+}
+
 static int
 kh5_check_layers(const struct kh5_layer *layers, size_t nlayers,
     size_t *total, struct wb_err *err)
@@ -340,6 +388,9 @@ kh5_check_layers(const struct kh5_layer *layers, size_t nlayers,
 				}
 				nelem *= wt->shape[d];
 			}
+			if (wt->chunk > 0 &&
+			    (rc = kh5_check_chunk(wt, layers[i].name, err)) != 0)
+				goto out;
 		}
 	}
 
@@ -610,6 +661,9 @@ kh5_writer_free(struct kh5_writer *w, struct wb_err *err)
 			    w->ds[k].layer, KH5_SHOW, w->ds[k].path);
 		free(w->ds[k].layer);
 		free(w->ds[k].path);
+		free(w->ds[k].caddr);
+		free(w->ds[k].ccrc);
+		free(w->ds[k].cstate);
 	}
 	if (w->rawfd >= 0 && close(w->rawfd) != 0 && rc == 0)
 		rc = wb_err_set(err, WB_E_IO, "closing the weight file: %s",
@@ -630,6 +684,43 @@ kh5_writer_free(struct kh5_writer *w, struct wb_err *err)
 	return rc;
 }
 
+/*
+ * Where each chunk of a chunked dataset just created went.  Allocated at
+ * creation in chunk order, so the places do not depend on the order the
+ * chunks are written in.
+ */
+static int
+kh5_chunk_places(struct kh5_dset *ds, const struct kh5_weight *wt,
+    struct wb_err *err)
+{
+	hsize_t off[KH5_MAX_DIMS] = { 0 }, size;
+	haddr_t a;
+	unsigned mask;
+	uint64_t i, last = wt->shape[wt->ndim - 1];
+
+	ds->addr = KH5_NOADDR;
+	ds->chunk = wt->chunk;
+	ds->nchunks = (last + wt->chunk - 1) / wt->chunk;
+	ds->cbytes = ds->nelem / last * wt->chunk * sizeof(float);
+	ds->caddr = calloc(ds->nchunks, sizeof(*ds->caddr));
+	ds->ccrc = calloc(ds->nchunks, sizeof(*ds->ccrc));
+	ds->cstate = calloc(ds->nchunks, sizeof(*ds->cstate));
+	if (ds->caddr == NULL || ds->ccrc == NULL || ds->cstate == NULL)
+		return wb_err_set(err, WB_E_NOMEM, "kh5: out of memory");
+	for (i = 0; i < ds->nchunks; i++) {
+		off[wt->ndim - 1] = i * wt->chunk;
+		if (H5Dget_chunk_info_by_coord(ds->id, off, &mask, &a,
+		    &size) < 0 || a == HADDR_UNDEF || mask != 0 ||
+		    size != ds->cbytes)
+			return KH5_FAIL(err, WB_E_OUTPUT, "layer '%.*s' weight "
+			    "'%.*s': chunk %llu has no place in the file",
+			    KH5_SHOW, ds->layer, KH5_SHOW, ds->path,
+			    (unsigned long long)i);
+		ds->caddr[i] = (uint64_t)a;
+	}
+	return 0;
+}
+
 /* Create weight k (layer li, weight wi) as a dataset below group g. */
 static int
 kh5_dataset(struct kh5_writer *w, size_t k, hid_t g, const char *name,
@@ -637,7 +728,7 @@ kh5_dataset(struct kh5_writer *w, size_t k, hid_t g, const char *name,
     struct wb_err *err)
 {
 	struct kh5_dset *ds = &w->ds[k];
-	hid_t space = H5I_INVALID_HID;
+	hid_t space = H5I_INVALID_HID, cdcpl = H5I_INVALID_HID;
 	int d, rc = 0;
 
 	ds->layer = strdup(lname);
@@ -666,15 +757,31 @@ kh5_dataset(struct kh5_writer *w, size_t k, hid_t g, const char *name,
 		    KH5_SHOW, lname, KH5_SHOW, wt->path);
 		goto out;
 	}
+	if (wt->chunk > 0) {
+		hsize_t cd[KH5_MAX_DIMS];
+
+		for (d = 0; d < wt->ndim; d++)
+			cd[d] = d == wt->ndim - 1 ? wt->chunk : wt->shape[d];
+		if ((cdcpl = H5Pcopy(dcpl)) < 0 ||
+		    H5Pset_chunk(cdcpl, wt->ndim, cd) < 0) {
+			rc = KH5_FAIL(err, WB_E_OUTPUT, "layer '%.*s' weight "
+			    "'%.*s': cannot set up its chunks", KH5_SHOW,
+			    lname, KH5_SHOW, wt->path);
+			goto out;
+		}
+	}
 	if ((ds->id = H5Dcreate2(g, name, H5T_IEEE_F32LE, space, lcpl,
-	    dcpl, H5P_DEFAULT)) < 0) {
+	    cdcpl >= 0 ? cdcpl : dcpl, H5P_DEFAULT)) < 0) {
 		rc = KH5_FAIL(err, WB_E_OUTPUT,
 		    "layer '%.*s' weight '%.*s': cannot create the dataset",
 		    KH5_SHOW, lname, KH5_SHOW, wt->path);
 		goto out;
 	}
 	/* Allocated at creation: its bytes have a fixed place in the file. */
-	{
+	if (wt->chunk > 0) {
+		if ((rc = kh5_chunk_places(ds, wt, err)) != 0)
+			goto out;
+	} else {
 		haddr_t a = H5Dget_offset(ds->id);
 
 		ds->addr = a == HADDR_UNDEF ? KH5_NOADDR : (uint64_t)a;
@@ -693,6 +800,8 @@ kh5_dataset(struct kh5_writer *w, size_t k, hid_t g, const char *name,
 	}
 	ds->id = H5I_INVALID_HID;
 out:
+	if (cdcpl >= 0)
+		H5Pclose(cdcpl);
 	if (space >= 0)
 		H5Sclose(space);
 	return rc;
@@ -1085,12 +1194,14 @@ out:
 
 static int
 kh5_pwrite(struct kh5_writer *w, struct kh5_dset *ds, uint64_t off,
-    const void *data, uint64_t len, struct wb_err *err)
+    const void *data, uint64_t len, int *readback, struct wb_err *err)
 {
 	const char *p = data;
 	uint64_t head, body, a = KH5_DIRECT_ALIGN;
 	int rc;
 
+	if (readback != NULL)
+		*readback = 0;
 	/* The direct part must be aligned in memory and in the file alike. */
 	head = (a - off % a) % a;
 	if (w->dfd < 0 || len < KH5_DIRECT_MIN || head >= len ||
@@ -1104,7 +1215,11 @@ kh5_pwrite(struct kh5_writer *w, struct kh5_dset *ds, uint64_t off,
 	    (rc = kh5_pwrite_buffered(w, ds, off + head + body, p + head +
 	    body, len - head - body, err)) != 0)
 		return rc;
-	return kh5_readback(w, ds, off, p, len, head, body, err);
+	if ((rc = kh5_readback(w, ds, off, p, len, head, body, err)) != 0)
+		return rc;
+	if (readback != NULL)
+		*readback = 1;
+	return 0;
 }
 
 static int
@@ -1189,7 +1304,7 @@ kh5_write(struct kh5_writer *w, size_t layer, size_t weight,
 		return WB_E_INTERNAL;
 	if (data != NULL && kh5_raw_ok(ds)) {
 		if ((rc = kh5_pwrite(w, ds, ds->addr, data,
-		    ds->nelem * sizeof(float), err)) != 0)
+		    ds->nelem * sizeof(float), NULL, err)) != 0)
 			return rc;
 		pthread_mutex_lock(&w->mu);
 		ds->rows_done = ds->rows;
@@ -1236,7 +1351,7 @@ kh5_write_rows(struct kh5_writer *w, size_t layer, size_t weight,
 	    row0 <= ds->rows && nrows <= ds->rows - row0) {
 		if ((rc = kh5_pwrite(w, ds, ds->addr + row0 * ds->row_elems *
 		    sizeof(float), data, nrows * ds->row_elems * sizeof(float),
-		    err)) != 0)
+		    NULL, err)) != 0)
 			return rc;
 		pthread_mutex_lock(&w->mu);
 		ds->rows_done += nrows;
@@ -1298,6 +1413,85 @@ out:
 	if (fspace >= 0)
 		H5Sclose(fspace);
 	kh5_leave();
+	return rc;
+}
+
+int
+kh5_write_chunk(struct kh5_writer *w, size_t layer, size_t weight,
+    uint64_t index, const float *data, struct wb_err *err)
+{
+	struct kh5_dset *ds;
+	uint64_t crc = 0;
+	int rc, rb;
+
+	if ((ds = kh5_lookup(w, layer, weight, err)) == NULL)
+		return WB_E_INTERNAL;
+	if (ds->chunk == 0 || index >= ds->nchunks || data == NULL)
+		return wb_err_set(err, WB_E_INTERNAL, "kh5: layer '%.*s' "
+		    "weight '%.*s': no chunk %llu", KH5_SHOW, ds->layer,
+		    KH5_SHOW, ds->path, (unsigned long long)index);
+	if ((rc = kh5_pwrite(w, ds, ds->caddr[index], data, ds->cbytes, &rb,
+	    err)) != 0)
+		return rc;
+	/* Not read back from the disk: remember what it should hold. */
+	if (!rb)
+		crc = kh5_crc64(0, data, (size_t)ds->cbytes);
+	pthread_mutex_lock(&w->mu);
+	if (ds->cstate[index] == KH5_C_NONE)
+		ds->cdone++;
+	ds->cstate[index] = rb ? KH5_C_READBACK : KH5_C_WRITTEN;
+	ds->ccrc[index] = crc;
+	if (ds->cdone == ds->nchunks)
+		ds->rows_done = ds->rows;
+	pthread_mutex_unlock(&w->mu);
+	return 0;
+}
+
+int
+kh5_read_rows(struct kh5_writer *w, size_t layer, size_t weight,
+    uint64_t row0, uint64_t nrows, float *data, struct wb_err *err)
+{
+	struct kh5_dset *ds;
+	uint64_t last, m, c, i, r, got = 0, len, done;
+	float *tmp = NULL;
+	int rc = 0;
+
+	if ((ds = kh5_lookup(w, layer, weight, err)) == NULL)
+		return WB_E_INTERNAL;
+	pthread_mutex_lock(&w->mu);
+	done = ds->cdone;
+	pthread_mutex_unlock(&w->mu);
+	if (ds->chunk == 0 || done < ds->nchunks || row0 > ds->rows ||
+	    nrows > ds->rows - row0)
+		return wb_err_set(err, WB_E_INTERNAL, "kh5: layer '%.*s' weight "
+		    "'%.*s': cannot read rows %llu+%llu", KH5_SHOW, ds->layer,
+		    KH5_SHOW, ds->path, (unsigned long long)row0,
+		    (unsigned long long)nrows);
+	if (nrows == 0)
+		return 0;
+	last = ds->dims[ds->ndim - 1];
+	m = ds->row_elems / last;	/* runs of the last axis per row */
+	c = ds->chunk;
+	len = nrows * m * c * sizeof(float);
+	if ((tmp = malloc((size_t)len)) == NULL)
+		return wb_err_set(err, WB_E_NOMEM, "kh5: out of memory");
+	for (i = 0; i < ds->nchunks; i++) {
+		uint64_t cols = last - i * c < c ? last - i * c : c;
+
+		if (kh5_pread_fd(w->rawfd, (char *)tmp, ds->caddr[i] + row0 *
+		    m * c * sizeof(float), len, &got) != 0 || got != len) {
+			rc = wb_err_set(err, WB_E_IO, "layer '%.*s' weight "
+			    "'%.*s': reading it back failed: %s", KH5_SHOW,
+			    ds->layer, KH5_SHOW, ds->path,
+			    got != len ? "short read" : strerror(errno));
+			goto out;
+		}
+		for (r = 0; r < nrows * m; r++)
+			memcpy(data + r * last + i * c, tmp + r * c,
+			    (size_t)cols * sizeof(float));
+	}
+out:
+	free(tmp);
 	return rc;
 }
 
@@ -1496,8 +1690,7 @@ kh5_digest_update(struct sha256_ctx *ctx, struct kh5_digest *dg,
  * filled for it).
  */
 struct kh5_vitem {
-	uint64_t	 wrote;		/* read back at this offset when written,
-					   or KH5_NOADDR */
+	const struct kh5_wrote *wr;	/* how it was written, or NULL */
 	uint64_t	 addr;
 	uint64_t	 len;		/* 0: nothing left for the data pass */
 	const char	*lname;
@@ -1628,6 +1821,33 @@ kh5_hash_raw(struct kh5_reader *rd, uint64_t addr, uint64_t len,
 	return 0;
 }
 
+/* The chunks of a chunked dataset not read back when written. */
+static int
+kh5_check_chunks_raw(struct kh5_reader *rd, const struct kh5_wrote *wr,
+    const char *full, struct wb_err *err)
+{
+	struct kh5_digest got = { 1, 0, { 0 } };
+	uint64_t i;
+	int rc;
+
+	for (i = 0; i < wr->nchunks; i++) {
+		if (wr->cstate[i] == KH5_C_READBACK)
+			continue;
+		got.crc64 = 0;
+		if ((rc = kh5_hash_raw(rd, wr->caddr[i], wr->cbytes, full,
+		    &got, NULL, err)) != 0)
+			return rc;
+		if (got.crc64 != wr->ccrc[i])
+			return wb_err_set(err, WB_E_OUTPUT, "verify: dataset "
+			    "'%.*s' chunk %llu CRC-64 is %016llx, expected "
+			    "%016llx: the file does not hold what was written",
+			    KH5_SHOW, full, (unsigned long long)i,
+			    (unsigned long long)got.crc64,
+			    (unsigned long long)wr->ccrc[i]);
+	}
+	return 0;
+}
+
 static int
 kh5_check_item(struct kh5_reader *rd, const struct kh5_vitem *vi,
     struct wb_err *err)
@@ -1640,6 +1860,10 @@ kh5_check_item(struct kh5_reader *rd, const struct kh5_vitem *vi,
 	if ((full = kh5_join(vi->lname, vi->wt->path)) == NULL ||
 	    (!got.crc && sha256_new(&ctx) != 0)) {
 		rc = wb_err_set(err, WB_E_NOMEM, "verify: out of memory");
+		goto out;
+	}
+	if (vi->wr != NULL && vi->wr->chunk > 0) {
+		rc = kh5_check_chunks_raw(rd, vi->wr, full, err);
 		goto out;
 	}
 	if ((rc = kh5_hash_raw(rd, vi->addr, vi->len, full, &got, ctx,
@@ -1876,6 +2100,57 @@ out:
 	return rc;
 }
 
+/*
+ * A dataset written in chunks must be stored in exactly those chunks,
+ * unfiltered, each where it was written.
+ */
+static int
+kh5_check_chunks(hid_t d, const char *full, const struct kh5_weight *wt,
+    const struct kh5_wrote *wr, struct wb_err *err)
+{
+	hid_t dcpl = H5I_INVALID_HID;
+	hsize_t cd[KH5_MAX_DIMS], off[KH5_MAX_DIMS] = { 0 }, size;
+	haddr_t a;
+	unsigned mask;
+	uint64_t i;
+	int k, rc = 0;
+
+	if ((dcpl = H5Dget_create_plist(d)) < 0) {
+		rc = KH5_FAIL(err, WB_E_OUTPUT, "verify: dataset '%.*s' cannot "
+		    "be inspected", KH5_SHOW, full);
+		goto out;
+	}
+	if (H5Pget_layout(dcpl) != H5D_CHUNKED || H5Pget_nfilters(dcpl) != 0 ||
+	    H5Pget_chunk(dcpl, KH5_MAX_DIMS, cd) != wt->ndim) {
+		rc = wb_err_set(err, WB_E_OUTPUT, "verify: dataset '%.*s' is "
+		    "not stored in the chunks it was written in", KH5_SHOW,
+		    full);
+		goto out;
+	}
+	for (k = 0; k < wt->ndim; k++)
+		if (cd[k] != (k == wt->ndim - 1 ? wr->chunk : wt->shape[k])) {
+			rc = wb_err_set(err, WB_E_OUTPUT, "verify: dataset "
+			    "'%.*s' has chunks of another shape", KH5_SHOW,
+			    full);
+			goto out;
+		}
+	for (i = 0; i < wr->nchunks; i++) {
+		off[wt->ndim - 1] = i * wr->chunk;
+		if (H5Dget_chunk_info_by_coord(d, off, &mask, &a, &size) < 0 ||
+		    a == HADDR_UNDEF || (uint64_t)a != wr->caddr[i] ||
+		    mask != 0 || size != wr->cbytes) {
+			rc = wb_err_set(err, WB_E_OUTPUT, "verify: dataset "
+			    "'%.*s' chunk %llu is not where it was written",
+			    KH5_SHOW, full, (unsigned long long)i);
+			goto out;
+		}
+	}
+out:
+	if (dcpl >= 0)
+		H5Pclose(dcpl);
+	return rc;
+}
+
 /* Check one dataset's type, shape and digest. */
 static int
 kh5_verify_dataset(hid_t lg, const char *lname, const struct kh5_weight *wt,
@@ -1934,26 +2209,39 @@ kh5_verify_dataset(hid_t lg, const char *lname, const struct kh5_weight *wt,
 			    (unsigned long long)wt->shape[k]);
 			goto out;
 		}
+	if (vi != NULL && vi->wr != NULL && vi->wr->chunk > 0) {
+		uint64_t i;
+
+		if ((rc = kh5_check_chunks(d, full, wt, vi->wr, err)) != 0)
+			goto out;
+		vi->lname = lname;
+		vi->wt = wt;
+		vi->len = 0;
+		for (i = 0; i < vi->wr->nchunks; i++)
+			if (vi->wr->cstate[i] != KH5_C_READBACK)
+				vi->len = vi->wr->cbytes;	/* data pass */
+		goto out;
+	}
 	if (kh5_defer(d, wt, vi)) {
 		vi->lname = lname;
 		vi->wt = wt;
 		vi->want_sha = want_sha;
 		vi->want_crc = want_crc;
-		if (vi->wrote == KH5_NOADDR)
+		if (vi->wr == NULL || vi->wr->addr == KH5_NOADDR)
 			goto out;	/* checked by kh5_verify_data() */
 		/* Already read back: it must be where it was written. */
-		if (vi->addr != vi->wrote) {
+		if (vi->addr != vi->wr->addr) {
 			rc = wb_err_set(err, WB_E_OUTPUT,
 			    "verify: dataset '%.*s' is at offset %llu of the "
 			    "file, its bytes were written at %llu", KH5_SHOW,
 			    full, (unsigned long long)vi->addr,
-			    (unsigned long long)vi->wrote);
+			    (unsigned long long)vi->wr->addr);
 			goto out;
 		}
 		vi->len = 0;
 		goto out;
 	}
-	if (vi != NULL && vi->wrote != KH5_NOADDR) {
+	if (vi != NULL && vi->wr != NULL && vi->wr->addr != KH5_NOADDR) {
 		rc = wb_err_set(err, WB_E_OUTPUT, "verify: dataset '%.*s' has "
 		    "no data where it was written", KH5_SHOW, full);
 		goto out;
@@ -2096,8 +2384,8 @@ out:
 static int
 kh5_verify_both(const char *path, enum kh5_format fmt,
     const struct kh5_layer *layers, size_t nlayers,
-    const uint8_t (*sha)[32], const uint64_t *crc, const uint64_t *wrote,
-    int threads, struct wb_err *err)
+    const uint8_t (*sha)[32], const uint64_t *crc,
+    const struct kh5_wrote *wrote, int threads, struct wb_err *err)
 {
 	struct kh5_vitem *items = NULL;
 	size_t i, total = 0;
@@ -2112,7 +2400,7 @@ kh5_verify_both(const char *path, enum kh5_format fmt,
 	if ((items = calloc(total + 1, sizeof(*items))) == NULL)
 		return wb_err_set(err, WB_E_NOMEM, "verify: out of memory");
 	for (i = 0; i < total; i++)
-		items[i].wrote = wrote != NULL ? wrote[i] : KH5_NOADDR;
+		items[i].wr = wrote != NULL ? &wrote[i] : NULL;
 	if ((rc = kh5_enter(err)) != 0)
 		goto out;
 	rc = kh5_verify_locked(path, fmt, layers, nlayers, sha, crc, items,
@@ -2149,8 +2437,8 @@ kh5_close_verify(struct kh5_writer *w, const char *path,
     int threads, struct wb_err *err)
 {
 	enum kh5_format fmt;
-	uint64_t *wrote = NULL;
-	size_t k;
+	struct kh5_wrote *wrote = NULL;
+	size_t k, nds;
 	int rc;
 
 	if (w == NULL)
@@ -2160,12 +2448,32 @@ kh5_close_verify(struct kh5_writer *w, const char *path,
 		kh5_close(w, NULL);
 		return wb_err_set(err, WB_E_NOMEM, "verify: out of memory");
 	}
-	for (k = 0; k < w->nds; k++)
-		wrote[k] = w->ds[k].nelem > 0 && w->ds[k].checked ==
-		    w->ds[k].nelem * sizeof(float) ? w->ds[k].addr : KH5_NOADDR;
+	nds = w->nds;
+	for (k = 0; k < nds; k++) {
+		struct kh5_dset *ds = &w->ds[k];
+
+		wrote[k].addr = ds->nelem > 0 && ds->checked ==
+		    ds->nelem * sizeof(float) ? ds->addr : KH5_NOADDR;
+		if (ds->chunk == 0)
+			continue;
+		/* The chunk records outlive the writer: take them. */
+		wrote[k].chunk = ds->chunk;
+		wrote[k].nchunks = ds->nchunks;
+		wrote[k].cbytes = ds->cbytes;
+		wrote[k].caddr = ds->caddr;
+		wrote[k].ccrc = ds->ccrc;
+		wrote[k].cstate = ds->cstate;
+		ds->caddr = ds->ccrc = NULL;
+		ds->cstate = NULL;
+	}
 	if ((rc = kh5_close(w, err)) == 0)
 		rc = kh5_verify_both(path, fmt, layers, nlayers, NULL, crc,
 		    wrote, threads, err);
+	for (k = 0; k < nds; k++) {
+		free(wrote[k].caddr);
+		free(wrote[k].ccrc);
+		free(wrote[k].cstate);
+	}
 	free(wrote);
 	return rc;
 }

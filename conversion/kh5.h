@@ -13,7 +13,9 @@
  * created up front by kh5_create(); tensors are then written in any order
  * with kh5_write().  HDF5 keeps one global lock, so each kh5 call holds a
  * process-wide mutex and nothing else does HDF5 work.
- * Datasets are native little-endian float32, contiguous, unfiltered.
+ * Datasets are native little-endian float32, unfiltered, and contiguous
+ * (what Keras writes) unless the caller asks for chunks: a tensor too big
+ * to hold whole can then be written a block of its last axis at a time.
  */
 #ifndef KH5_H
 #define KH5_H
@@ -29,6 +31,7 @@
 #define KH5_MAX_LAYERS	65536	/* layers per file */
 #define KH5_MAX_WEIGHTS	65536	/* datasets per file; each stays open until close */
 #define KH5_VERIFY_BLOCK (16u << 20)	/* bytes kh5_verify reads per slab */
+#define KH5_CHUNK_MAX	((uint64_t)1 << 30)	/* bytes in one chunk */
 
 enum kh5_format {
 	KH5_LEGACY = 0,		/* "keras-h5" */
@@ -39,6 +42,14 @@ struct kh5_weight {
 	const char	*path;	/* relative to the layer group, e.g. "conv1/kernel:0" or "vars/0" */
 	int		 ndim;	/* 0 = scalar */
 	const uint64_t	*shape;
+	/*
+	 * 0: contiguous.  Otherwise the dataset is stored in chunks that
+	 * span every axis but the last, and `chunk` indices of the last one
+	 * (1 <= chunk <= shape[ndim - 1], ndim >= 1; KH5_CHUNK_MAX bytes at
+	 * most), written with kh5_write_chunk().  Loaders read it like any
+	 * other dataset.
+	 */
+	uint64_t	 chunk;
 };
 
 struct kh5_layer {
@@ -95,6 +106,25 @@ int	kh5_write_rows(struct kh5_writer *w, size_t layer, size_t weight,
 	    struct wb_err *err);
 
 /*
+ * Write chunk `index` (0-based, along the last axis) of a chunked weight.
+ * data holds one whole chunk in C order: the weight's shape with the last
+ * axis `chunk` long (in the last chunk, values past the end of the axis
+ * are stored but never read).  Chunks may come in any order, from several
+ * threads.  A weight without chunks, or a bad index: WB_E_INTERNAL.
+ */
+int	kh5_write_chunk(struct kh5_writer *w, size_t layer, size_t weight,
+	    uint64_t index, const float *data, struct wb_err *err);
+
+/*
+ * Read rows [row0, row0 + nrows) along the leading axis of a chunked
+ * weight whose chunks have all been written, in C order, into data
+ * (nrows times the product of the other dimensions float32 values): for
+ * a digest of the weight as loaders will see it.  Takes no HDF5 lock.
+ */
+int	kh5_read_rows(struct kh5_writer *w, size_t layer, size_t weight,
+	    uint64_t row0, uint64_t nrows, float *data, struct wb_err *err);
+
+/*
  * Flush and close; frees w whatever the outcome.  w may be NULL.  Fails with
  * WB_E_INTERNAL if a weight was never written, or got fewer rows in total
  * than its leading dimension (unwritten data would read back as zeros).
@@ -132,7 +162,10 @@ uint64_t kh5_crc64(uint64_t crc, const void *buf, size_t len);
  * wrote), except that the bytes of a dataset written with O_DIRECT were
  * already read back from the disk and compared while it was written, and
  * are not read again: its place in the re-opened file must be where they
- * were written.  Frees w whatever the outcome.
+ * were written.  A chunked dataset's chunks must be where they were
+ * written, and any not read back then are checked against the CRC-64 of
+ * what was written into each, so crc[k] is not used for it.  Frees w
+ * whatever the outcome.
  */
 int	kh5_close_verify(struct kh5_writer *w, const char *path,
 	    const struct kh5_layer *layers, size_t nlayers,

@@ -1809,6 +1809,12 @@ struct npz_cursor {
 	uint8_t		*in;		/* NPZ_INBUF */
 	uint8_t		*hbuf;		/* NPY_HEADER_MAX + 1 */
 	struct inflate_state st;
+	/* The member being read (npz_cursor_begin .. npz_cursor_end). */
+	const struct npz_entry *cur;
+	uint64_t	 pos, left;	/* next compressed byte; bytes left */
+	uint64_t	 data_left;	/* data bytes not yet read */
+	uint32_t	 crc;
+	int		 ended;
 };
 
 int
@@ -2055,42 +2061,46 @@ npz_inflate_end(struct npz_cursor *c, const struct npz_entry *e,
 	return 0;
 }
 
+/*
+ * Start reading member idx: check its local header against the directory
+ * and its .npy header against the index.  The data then comes in order
+ * through npz_cursor_part(); npz_cursor_end() checks the stream ends there
+ * and the CRC-32.
+ */
 int
-npz_cursor_read(struct npz_cursor *c, size_t idx, void *buf, size_t len,
-    struct wb_err *err)
+npz_cursor_begin(struct npz_cursor *c, size_t idx, struct wb_err *err)
 {
 	const struct npz_entry *e;
 	uint8_t lfh[NPZ_LFH_LEN], probe[64];
 	uint64_t pos, left;
-	size_t hlen;
-	uint32_t crc;
-	int rc, ended = 0;
+	size_t hlen, nlen;
+	int rc;
 
+	c->cur = NULL;
 	if (idx >= c->ix->n)
 		return wb_err_set(err, WB_E_USAGE, "no member %zu", idx);
 	e = &c->ix->e[idx];
 	hlen = (size_t)e->hdr.data_offset;
-	if (len != e->hdr.nbytes || hlen > NPY_HEADER_MAX + NPY_PREAMBLE_MAX)
-		return wb_err_set(err, WB_E_USAGE, "tensor '%s': asked for %zu "
-		    "bytes, the tensor has %" PRIu64, e->key, len,
-		    e->hdr.nbytes);
-	if (e->size != hlen + len)
-		return wb_err_set(err, WB_E_NPY, "tensor '%s': header says %zu "
-		    "bytes of data, member holds %" PRIu64, e->key, len,
-		    e->size > hlen ? e->size - hlen : 0);
+	if (hlen > NPY_HEADER_MAX + NPY_PREAMBLE_MAX)
+		return wb_err_set(err, WB_E_NPY, "tensor '%s': header too long",
+		    e->key);
+	if (e->size != hlen + e->hdr.nbytes)
+		return wb_err_set(err, WB_E_NPY, "tensor '%s': header says %"
+		    PRIu64 " bytes of data, member holds %" PRIu64, e->key,
+		    e->hdr.nbytes, e->size > hlen ? e->size - hlen : 0);
 	/* The local header must name the member the directory promised. */
 	if ((rc = npz_pread(c->fd, lfh, sizeof(lfh), e->offset, err)) != 0)
 		return rc;
-	if (memcmp(lfh, "PK\3\4", 4) != 0 || npz_le16(lfh + 26) !=
-	    strlen(e->name))
+	nlen = strlen(e->name);
+	if (memcmp(lfh, "PK\3\4", 4) != 0 || npz_le16(lfh + 26) != nlen)
 		return wb_err_set(err, WB_E_ARCHIVE, "member '%s': bad local "
 		    "header at offset %" PRIu64, e->name, e->offset);
 	pos = e->offset + NPZ_LFH_LEN;
-	if ((rc = npz_pread(c->fd, probe, strlen(e->name) < sizeof(probe) ?
-	    strlen(e->name) : sizeof(probe), pos, err)) != 0)
+	if (nlen > sizeof(probe))
+		nlen = sizeof(probe);
+	if ((rc = npz_pread(c->fd, probe, nlen, pos, err)) != 0)
 		return rc;
-	if (memcmp(probe, e->name, strlen(e->name) < sizeof(probe) ?
-	    strlen(e->name) : sizeof(probe)) != 0)
+	if (memcmp(probe, e->name, nlen) != 0)
 		return wb_err_set(err, WB_E_ARCHIVE, "member '%s': its local "
 		    "header names another member", e->name);
 	pos += npz_le16(lfh + 26) + npz_le16(lfh + 28);
@@ -2098,34 +2108,96 @@ npz_cursor_read(struct npz_cursor *c, size_t idx, void *buf, size_t len,
 	if (pos > c->ix->file_size || left > c->ix->file_size - pos)
 		return wb_err_set(err, WB_E_ARCHIVE, "member '%s': data runs "
 		    "past the end of the archive", e->name);
-
+	c->pos = pos;
+	c->left = left;
+	c->ended = 0;
 	if (e->method == NPZ_STORED) {
 		if (left != e->size)
 			return wb_err_set(err, WB_E_ARCHIVE, "member '%s': "
 			    "stored, but its sizes differ", e->name);
-		if ((rc = npz_cursor_pread(c, c->hbuf, hlen, pos, err)) != 0 ||
-		    (rc = npz_cursor_pread(c, buf, len, pos + hlen, err)) != 0)
+		if ((rc = npz_cursor_pread(c, c->hbuf, hlen, c->pos,
+		    err)) != 0)
 			return rc;
+		c->pos += hlen;
+		c->left -= hlen;
 	} else {
 		isal_inflate_init(&c->st);
 		c->st.crc_flag = ISAL_DEFLATE;
-		if ((rc = npz_inflate_into(c, e, &pos, &left, c->hbuf, hlen,
-		    &ended, err)) != 0 ||
-		    (rc = npz_inflate_into(c, e, &pos, &left, buf, len, &ended,
-		    err)) != 0)
-			return rc;
-		/* Nothing may follow: the stream must end right here. */
-		if ((rc = npz_inflate_end(c, e, &pos, &left, &ended, len,
-		    err)) != 0)
+		if ((rc = npz_inflate_into(c, e, &c->pos, &c->left, c->hbuf,
+		    hlen, &c->ended, err)) != 0)
 			return rc;
 	}
 	if ((rc = npz_header_same(e, c->hbuf, hlen, err)) != 0)
 		return rc;
-	crc = crc32_gzip_refl(0, c->hbuf, hlen);
-	crc = crc32_gzip_refl(crc, buf, len);
-	if (crc != e->crc32)
+	c->crc = crc32_gzip_refl(0, c->hbuf, hlen);
+	c->data_left = e->hdr.nbytes;
+	c->cur = e;
+	return 0;
+}
+
+/* The next len bytes of the member's data. */
+int
+npz_cursor_part(struct npz_cursor *c, void *buf, size_t len,
+    struct wb_err *err)
+{
+	const struct npz_entry *e = c->cur;
+	int rc;
+
+	if (e == NULL)
+		return wb_err_set(err, WB_E_USAGE, "no member is being read");
+	if (len > c->data_left)
+		return wb_err_set(err, WB_E_USAGE, "tensor '%s': asked for %zu "
+		    "more bytes, %" PRIu64 " are left", e->key, len,
+		    c->data_left);
+	if (e->method == NPZ_STORED) {
+		if ((rc = npz_cursor_pread(c, buf, len, c->pos, err)) != 0)
+			return rc;
+		c->pos += len;
+		c->left -= len;
+	} else if ((rc = npz_inflate_into(c, e, &c->pos, &c->left, buf, len,
+	    &c->ended, err)) != 0) {
+		return rc;
+	}
+	c->crc = crc32_gzip_refl(c->crc, buf, len);
+	c->data_left -= len;
+	return 0;
+}
+
+/* All the data was read: nothing may follow, and the CRC-32 must match. */
+int
+npz_cursor_end(struct npz_cursor *c, struct wb_err *err)
+{
+	const struct npz_entry *e = c->cur;
+	int rc;
+
+	c->cur = NULL;
+	if (e == NULL)
+		return wb_err_set(err, WB_E_USAGE, "no member is being read");
+	if (c->data_left != 0)
+		return wb_err_set(err, WB_E_USAGE, "tensor '%s': %" PRIu64
+		    " bytes were not read", e->key, c->data_left);
+	if (e->method != NPZ_STORED && (rc = npz_inflate_end(c, e, &c->pos,
+	    &c->left, &c->ended, (size_t)e->hdr.nbytes, err)) != 0)
+		return rc;
+	if (c->crc != e->crc32)
 		return wb_err_set(err, WB_E_ARCHIVE, "member '%s': CRC-32 is "
 		    "%08x, the directory says %08x: the archive is damaged",
-		    e->name, crc, e->crc32);
+		    e->name, c->crc, e->crc32);
 	return 0;
+}
+
+int
+npz_cursor_read(struct npz_cursor *c, size_t idx, void *buf, size_t len,
+    struct wb_err *err)
+{
+	int rc;
+
+	if (idx < c->ix->n && len != c->ix->e[idx].hdr.nbytes)
+		return wb_err_set(err, WB_E_USAGE, "tensor '%s': asked for %zu "
+		    "bytes, the tensor has %" PRIu64, c->ix->e[idx].key, len,
+		    c->ix->e[idx].hdr.nbytes);
+	if ((rc = npz_cursor_begin(c, idx, err)) != 0 ||
+	    (rc = npz_cursor_part(c, buf, len, err)) != 0)
+		return rc;
+	return npz_cursor_end(c, err);
 }

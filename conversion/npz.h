@@ -116,6 +116,17 @@ int	npz_cursor_open(const char *path, const struct npz_index *ix,
 /* Read member idx's data (exactly hdr.nbytes) into buf. */
 int	npz_cursor_read(struct npz_cursor *c, size_t idx, void *buf, size_t len,
 	    struct wb_err *err);
+/*
+ * The same in pieces, for a tensor too big to hold whole: begin checks the
+ * member's headers; each part reads the next len bytes of its data, in
+ * order; end checks that exactly hdr.nbytes were read, that the member
+ * ends there, and its CRC-32 (so damage inside the data is reported only
+ * at the end: a caller discards what it made of the parts on any error).
+ */
+int	npz_cursor_begin(struct npz_cursor *c, size_t idx, struct wb_err *err);
+int	npz_cursor_part(struct npz_cursor *c, void *buf, size_t len,
+	    struct wb_err *err);
+int	npz_cursor_end(struct npz_cursor *c, struct wb_err *err);
 void	npz_cursor_close(struct npz_cursor *c);
 
 /* 1 if every entry can be read through a cursor. */

@@ -27,6 +27,9 @@
 
 #define STREAM_SLAB_MIN		(64ULL << 20)	/* outputs this big go in slabs */
 #define STREAM_SLAB_ELEMS	(2ULL << 20)	/* 8 MiB of float32 per slab */
+#define STREAM_CHUNK_MIN	(64ULL << 20)	/* stored in chunks from this */
+#define STREAM_CHUNK_BYTES	(8ULL << 20)	/* at most this per chunk */
+#define STREAM_CHUNK_LEAST	(1ULL << 20)	/* and at least this */
 #define STREAM_DIGEST_CHUNK	(256u << 10)	/* hash in cache-sized pieces */
 #define STREAM_BUDGET_SLACK	(32ULL << 20)
 #define STREAM_TRIM_MIN		(32ULL << 20)
@@ -39,6 +42,8 @@ struct stream_job {
 	size_t		 w0, nw;	/* weights: jw[w0 .. w0+nw) */
 	uint64_t	 need;		/* bytes of buffers it needs */
 	uint64_t	 bytes;		/* source bytes, for progress */
+	int		 piecewise;	/* one tensor, one chunked weight: the
+					   tensor is read a chunk at a time */
 };
 
 struct stream_run {
@@ -321,6 +326,13 @@ stream_weight_begin(struct stream_weight *o)
 	o->st.max = -INFINITY;
 }
 
+static int
+stream_plain_f32(const struct npy_header *h)
+{
+	return h->kind == NPY_FLOAT && h->itemsize == 4 && !h->big_endian &&
+	    (!h->fortran_order || h->ndim <= 1);
+}
+
 /*
  * A recipe that is reshapes around one transpose, with a big output, can
  * be written in slabs of the transposed tensor's leading axis: each slab
@@ -376,14 +388,47 @@ stream_slabbable(const struct plan_weight *pw, struct stream_slabs *sl)
 	return 1;
 }
 
+uint64_t
+stream_chunk(const struct plan *p, const struct plan_weight *pw)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	struct stream_slabs sl;
+	uint64_t o, col, c;
+
+	if (pw->out.ndim < 2 || !stream_slabbable(pw, &sl) ||
+	    xf_count(&pw->out) * sizeof(float) < STREAM_CHUNK_MIN ||
+	    pw->src[0] < 0 || (size_t)pw->src[0] >= p->ix->n ||
+	    !stream_plain_f32(&p->ix->e[pw->src[0]].hdr))
+		return 0;
+	/* The axis read first must become the last: chunks are its runs. */
+	o = sl.tin.d[0];
+	if (sl.perm[sl.tin.ndim - 1] != 0 || o < 2 ||
+	    pw->out.d[pw->out.ndim - 1] != o)
+		return 0;
+	col = xf_count(&pw->out) / o * sizeof(float);
+	for (c = STREAM_CHUNK_BYTES / col; c > 0; c--)
+		if (o % c == 0)
+			break;
+	if (c == 0 || c == o || c * col < STREAM_CHUNK_LEAST)
+		return 0;
+	return c;
+#else
+	(void)p;
+	(void)pw;
+	return 0;
+#endif
+}
+
 /* Bytes of output buffer a weight needs beyond its sources. */
 static uint64_t
-stream_out_need(const struct plan_weight *pw)
+stream_out_need(const struct plan *p, const struct plan_weight *pw)
 {
 	struct stream_slabs sl;
-	uint64_t bytes = xf_count(&pw->out) * sizeof(float);
+	uint64_t bytes = xf_count(&pw->out) * sizeof(float), c;
 	int i, moving = pw->recipe.combine != XF_ONE;
 
+	if ((c = stream_chunk(p, pw)) > 0)
+		return 3 * (bytes / pw->out.d[pw->out.ndim - 1]) * c;
 	if (stream_slabbable(pw, &sl))
 		return 2 * sl.per * sl.row_elems * sizeof(float);
 	for (i = 0; i < pw->recipe.nops; i++)
@@ -392,22 +437,35 @@ stream_out_need(const struct plan_weight *pw)
 }
 
 /*
- * Slabs are written by a second thread while the next one is transposed:
- * two slab buffers, filled and written in turn, so the transposes overlap
- * the disk (big slabs are written with O_DIRECT and read back).
+ * Slabs and chunks are written by a second thread while the next one is
+ * made: two buffers, filled and written in turn, so the transposes
+ * overlap the disk (big ones are written with O_DIRECT and read back).
  */
 struct stream_io {
 	struct kh5_writer *w;
 	size_t		 li, wi;
+	int		 chunks;	/* at[] are chunk indices, not rows */
+	pthread_t	 tid;
+	int		 started;
 	pthread_mutex_t	 mu;
 	pthread_cond_t	 cv;
 	int		 full[2];
 	const float	*buf[2];
-	uint64_t	 row0[2], nrows[2];
+	uint64_t	 at[2], nrows[2];
 	int		 quit;
 	int		 rc;
 	struct wb_err	 err;
 };
+
+static int
+stream_io_write(struct stream_io *io, int i, struct wb_err *e)
+{
+	if (io->chunks)
+		return kh5_write_chunk(io->w, io->li, io->wi, io->at[i],
+		    io->buf[i], e);
+	return kh5_write_rows(io->w, io->li, io->wi, io->at[i], io->nrows[i],
+	    io->buf[i], e);
+}
 
 static void *
 stream_io_main(void *arg)
@@ -425,8 +483,7 @@ stream_io_main(void *arg)
 		rc = 0;
 		if (io->rc == 0) {
 			pthread_mutex_unlock(&io->mu);
-			rc = kh5_write_rows(io->w, io->li, io->wi, io->row0[i],
-			    io->nrows[i], io->buf[i], &e);
+			rc = stream_io_write(io, i, &e);
 			pthread_mutex_lock(&io->mu);
 		}
 		if (rc != 0 && io->rc == 0) {
@@ -441,72 +498,167 @@ stream_io_main(void *arg)
 	return NULL;
 }
 
+static void
+stream_io_start(struct stream_io *io, struct kh5_writer *w, size_t li,
+    size_t wi, int chunks)
+{
+	memset(io, 0, sizeof(*io));
+	io->w = w;
+	io->li = li;
+	io->wi = wi;
+	io->chunks = chunks;
+	pthread_mutex_init(&io->mu, NULL);
+	pthread_cond_init(&io->cv, NULL);
+	io->started = pthread_create(&io->tid, NULL, stream_io_main, io) == 0;
+}
+
+/* Wait until buffer i may be filled again; the writer's failure, if any. */
+static int
+stream_io_wait(struct stream_io *io, int i)
+{
+	int rc;
+
+	pthread_mutex_lock(&io->mu);
+	while (io->full[i])
+		pthread_cond_wait(&io->cv, &io->mu);
+	rc = io->rc;
+	pthread_mutex_unlock(&io->mu);
+	return rc;
+}
+
+/* Hand buffer i over to be written (here and now, without a thread). */
+static int
+stream_io_put(struct stream_io *io, int i, const float *buf, uint64_t at,
+    uint64_t nrows, struct wb_err *err)
+{
+	io->buf[i] = buf;
+	io->at[i] = at;
+	io->nrows[i] = nrows;
+	if (!io->started)
+		return stream_io_write(io, i, err);
+	pthread_mutex_lock(&io->mu);
+	io->full[i] = 1;
+	pthread_cond_broadcast(&io->cv);
+	pthread_mutex_unlock(&io->mu);
+	return 0;
+}
+
+/* Let the writes finish; rc, or the writer's failure. */
+static int
+stream_io_stop(struct stream_io *io, int rc, struct wb_err *err)
+{
+	if (io->started) {
+		pthread_mutex_lock(&io->mu);
+		io->quit = 1;
+		pthread_cond_broadcast(&io->cv);
+		pthread_mutex_unlock(&io->mu);
+		pthread_join(io->tid, NULL);
+		if (rc == 0 && io->rc != 0) {
+			*err = io->err;
+			rc = io->rc;
+		}
+	}
+	pthread_mutex_destroy(&io->mu);
+	pthread_cond_destroy(&io->cv);
+	return rc;
+}
+
 static int
 stream_slabs_emit(struct stream_worker *wk, struct stream_weight *o,
     size_t li, size_t wi, const struct stream_slabs *sl, const float *src)
 {
 	struct stream_io io;
-	pthread_t tid;
 	uint64_t per = sl->per * sl->row_elems, r0, r1, n;
-	int i, started = 0, rc = 0;
+	int i, rc;
 
-	memset(&io, 0, sizeof(io));
-	io.w = wk->r->w;
-	io.li = li;
-	io.wi = wi;
-	pthread_mutex_init(&io.mu, NULL);
-	pthread_cond_init(&io.cv, NULL);
 	if ((rc = stream_grow((void **)&wk->slab, &wk->slab_cap,
 	    (size_t)(2 * per * sizeof(float)), &wk->err)) != 0)
-		goto out;
-	started = pthread_create(&tid, NULL, stream_io_main, &io) == 0;
+		return rc;
+	stream_io_start(&io, wk->r->w, li, wi, 0);
 	for (r0 = 0, i = 0; r0 < sl->rows; r0 = r1, i ^= 1) {
 		float *dst = wk->slab + (size_t)i * per;
 
 		r1 = r0 + sl->per < sl->rows ? r0 + sl->per : sl->rows;
-		pthread_mutex_lock(&io.mu);
-		while (io.full[i])
-			pthread_cond_wait(&io.cv, &io.mu);
-		rc = io.rc;
-		pthread_mutex_unlock(&io.mu);
-		if (rc != 0)
+		if ((rc = stream_io_wait(&io, i)) != 0)
 			break;
 		xf_transpose_rows(src, dst, sl->tin.ndim, sl->tin.d, sl->perm,
 		    r0, r1);
 		n = (r1 - r0) * sl->row_elems;
-		if ((rc = stream_digest(wk, o, dst, n)) != 0)
+		if ((rc = stream_digest(wk, o, dst, n)) != 0 ||
+		    (rc = stream_io_put(&io, i, dst, r0 * sl->row_elems /
+		    sl->out_row_elems, n / sl->out_row_elems, &wk->err)) != 0)
 			break;
-		if (!started) {
-			/* No second thread: write it here and now. */
-			if ((rc = kh5_write_rows(io.w, li, wi,
-			    r0 * sl->row_elems / sl->out_row_elems,
-			    n / sl->out_row_elems, dst, &wk->err)) != 0)
-				break;
-			continue;
-		}
-		pthread_mutex_lock(&io.mu);
-		io.buf[i] = dst;
-		io.row0[i] = r0 * sl->row_elems / sl->out_row_elems;
-		io.nrows[i] = n / sl->out_row_elems;
-		io.full[i] = 1;
-		pthread_cond_broadcast(&io.cv);
-		pthread_mutex_unlock(&io.mu);
 	}
-	if (started) {
-		pthread_mutex_lock(&io.mu);
-		io.quit = 1;
-		pthread_cond_broadcast(&io.cv);
-		pthread_mutex_unlock(&io.mu);
-		pthread_join(tid, NULL);
-		if (rc == 0 && io.rc != 0) {
-			wk->err = io.err;
-			rc = io.rc;
-		}
+	return stream_io_stop(&io, rc, &wk->err);
+}
+
+/*
+ * A weight stored in chunks of its last axis (see stream_chunk()): chunk
+ * j is rows [j*c, (j+1)*c) of the tensor entering the transpose,
+ * transposed.  The rows come from src when the tensor is in memory, else
+ * straight from archive member e, a piece at a time, so a tensor of any
+ * size needs three chunks of memory.  The digests and statistics are of
+ * the weight as loaders see it, in C order, so they are taken afterwards
+ * from the file when anyone wants them.
+ */
+static int
+stream_chunks_emit(struct stream_worker *wk, struct stream_weight *o,
+    size_t li, size_t wi, const struct stream_slabs *sl, uint64_t c,
+    const float *src)
+{
+	const struct plan_weight *pw = &wk->r->p->l[li].w[wi];
+	struct stream_io io;
+	struct xf_shape piece = sl->tin;
+	uint64_t o_dim = sl->tin.d[0], per_row, cel, j, nch, r0, nr, rows, re;
+	size_t need;
+	int i, rc;
+
+	per_row = xf_count(&sl->tin) / o_dim;
+	cel = c * per_row;		/* elements in a chunk */
+	nch = o_dim / c;
+	piece.d[0] = c;
+	need = (size_t)(3 * cel * sizeof(float));
+	if ((rc = stream_grow((void **)&wk->slab, &wk->slab_cap, need,
+	    &wk->err)) != 0)
+		return rc;
+	stream_io_start(&io, wk->r->w, li, wi, 1);
+	for (j = 0, i = 0; j < nch; j++, i ^= 1) {
+		float *dst = wk->slab + (size_t)i * cel;
+		const float *in = src != NULL ? src + j * cel :
+		    wk->slab + 2 * cel;
+
+		if (src == NULL && (rc = npz_cursor_part(wk->cur, wk->slab +
+		    2 * cel, (size_t)(cel * sizeof(float)), &wk->err)) != 0)
+			break;
+		if ((rc = stream_io_wait(&io, i)) != 0)
+			break;
+		xf_transpose_rows(in, dst, piece.ndim, piece.d, sl->perm, 0,
+		    piece.d[sl->perm[0]]);
+		if ((rc = stream_io_put(&io, i, dst, j, 0, &wk->err)) != 0)
+			break;
 	}
-out:
-	pthread_mutex_destroy(&io.mu);
-	pthread_cond_destroy(&io.cv);
-	return rc;
+	if ((rc = stream_io_stop(&io, rc, &wk->err)) != 0)
+		return rc;
+	if (wk->sha == NULL && wk->r->o->no_stats)
+		return 0;
+	/* The weight in C order, a slab of rows at a time, from the file. */
+	rows = pw->out.d[0];
+	re = xf_count(&pw->out) / rows;
+	nr = (3 * cel) / re;
+	if (nr == 0)
+		nr = 1;
+	if ((rc = stream_grow((void **)&wk->slab, &wk->slab_cap,
+	    (size_t)(nr * re * sizeof(float)), &wk->err)) != 0)
+		return rc;
+	for (r0 = 0; r0 < rows; r0 += nr) {
+		uint64_t k = rows - r0 < nr ? rows - r0 : nr;
+
+		if ((rc = kh5_read_rows(wk->r->w, li, wi, r0, k, wk->slab,
+		    &wk->err)) != 0 ||
+		    (rc = stream_digest(wk, o, wk->slab, k * re)) != 0)
+			return rc;
+	}
+	return 0;
 }
 
 static int
@@ -519,14 +671,20 @@ stream_emit(struct stream_worker *wk, size_t k, float *const *src)
 	struct xf_shape shape;
 	const float *res;
 	size_t li = r->wlayer[k], wi = r->wslot[k];
-	uint64_t n;
+	uint64_t n, c;
 	int rc;
 
 	pw = &r->p->l[li].w[wi];
 	stream_weight_begin(o);
 	if (!r->o->no_sha && sha256_new(&wk->sha) != 0)
 		return wb_err_set(&wk->err, WB_E_NOMEM, "out of memory");
-	if (stream_slabbable(pw, &sl)) {
+	if ((c = stream_chunk(r->p, pw)) > 0) {
+		stream_slabbable(pw, &sl);
+		if ((rc = stream_chunks_emit(wk, o, li, wi, &sl, c,
+		    src != NULL ? src[0] : NULL)) != 0)
+			goto out;
+		n = xf_count(&pw->out);
+	} else if (stream_slabbable(pw, &sl)) {
 		if ((rc = stream_slabs_emit(wk, o, li, wi, &sl, src[0])) != 0)
 			goto out;
 		n = xf_count(&pw->out);
@@ -555,13 +713,6 @@ out:
 
 /* ---- reading ------------------------------------------------------------ */
 
-static int
-stream_plain_f32(const struct npy_header *h)
-{
-	return h->kind == NPY_FLOAT && h->itemsize == 4 && !h->big_endian &&
-	    (!h->fortran_order || h->ndim <= 1);
-}
-
 /* Read entry e (via the cursor) as float32 into dst. */
 static int
 stream_load(struct stream_worker *wk, size_t e, float *dst)
@@ -589,6 +740,16 @@ stream_job(struct stream_worker *wk, const struct stream_job *j)
 	size_t i, k;
 	int s, rc = 0;
 
+	if (j->piecewise) {
+		size_t w = r->jw[j->w0];
+
+		if ((rc = npz_cursor_begin(wk->cur, r->jt[j->t0],
+		    &wk->err)) != 0 ||
+		    (rc = stream_emit(wk, w, NULL)) != 0 ||
+		    (rc = npz_cursor_end(wk->cur, &wk->err)) != 0)
+			goto out;
+		goto out;
+	}
 	if (j->nt == 1) {
 		size_t e = r->jt[j->t0];
 		size_t fb = (size_t)ix->e[e].hdr.nelem * sizeof(float);
@@ -837,8 +998,21 @@ stream_jobs(struct stream_run *r, struct wb_err *err)
 
 		r->jw[j->w0 + j->nw++] = k;
 		/* Weights of a job are emitted one after another. */
-		if (stream_out_need(pw) > 0)
-			j->need += stream_out_need(pw);
+		if (stream_out_need(p, pw) > 0)
+			j->need += stream_out_need(p, pw);
+	}
+	for (i = 0; i < nj; i++) {
+		struct stream_job *j = &r->jobs[i];
+		const struct plan_weight *pw;
+
+		if (j->nt != 1 || j->nw != 1)
+			continue;
+		pw = &p->l[r->wlayer[r->jw[j->w0]]].w[r->wslot[r->jw[j->w0]]];
+		if (stream_chunk(p, pw) == 0)
+			continue;
+		/* No copy of the tensor: three chunks is all it needs. */
+		j->piecewise = 1;
+		j->need = stream_out_need(p, pw);
 	}
 	for (i = 0; i < nj; i++)
 		if (r->jobs[i].need > max_need)

@@ -55,6 +55,15 @@ int	stream_run(const struct plan *p, struct kh5_writer *w,
 	    const struct stream_opts *o, struct stream_weight *out,
 	    uint64_t *written, struct wb_err *err);
 
+/*
+ * 0, or how many indices of its last axis each chunk of weight pw holds
+ * when it is stored in chunks: a float32 transpose of 64 MiB or more whose
+ * last axis is the leading axis of its source, so that a chunk is a run of
+ * the source's rows, transposed, and the tensor never has to be held
+ * whole.  The writer must be created with this (kh5_weight.chunk).
+ */
+uint64_t stream_chunk(const struct plan *p, const struct plan_weight *pw);
+
 /* Statistics as report JSON: {"min","max","mean","std","nan","inf"}. */
 json_t	*stream_stats_json(const struct stream_stats *s);
 

@@ -288,3 +288,41 @@ def test_golden_report(cli, tmp_path):
     golden = DATA / "golden" / "small.report.json"
     want = json.loads(golden.read_text())
     assert got == want
+
+
+def test_big_transpose_stored_in_chunks(cli, tmp_path):
+    """A kernel of 64 MiB or more is stored in chunks of its last axis and
+    streamed a chunk at a time; read whole by h5py it is the plain
+    transpose, its report digest is of that array, and the bytes do not
+    depend on the thread count.  The second layer reads the same tensor,
+    so it is made from the tensor held in memory instead."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((25000, 700), dtype=np.float32)
+    b = rng.standard_normal(25000, dtype=np.float32)
+    npz = tmp_path / "big.npz"
+    np.savez(npz, **{"fc.weight": w, "fc.bias": b})
+    spec = {"weightbridge_spec": 1, "layers": [
+        {"name": "fc", "type": "Dense", "from": "fc"},
+        {"name": "again", "type": "Dense", "from": "fc"}]}
+    s = tmp_path / "spec.json"
+    s.write_text(json.dumps(spec))
+    out = tmp_path / "w.h5"
+    p = cli("convert", npz, "--spec", s, "-o", out, "--report", "-",
+            "--quiet", check=0)
+    rep = json.loads(p.stdout)
+    want = np.ascontiguousarray(w.T)
+    with h5py.File(out, "r") as f:
+        for name in ("fc/fc/kernel:0", "again/again/kernel:0"):
+            d = f[name]
+            assert d.chunks == (700, 2500)
+            assert d.compression is None
+            np.testing.assert_array_equal(d[()], want)
+        assert f["fc/fc/bias:0"].chunks is None
+    for layer in rep["layers"]:
+        k = layer["weights"][0]
+        assert k["sha256"] == hashlib.sha256(want.tobytes()).hexdigest()
+        assert k["stats"]["max"] == pytest.approx(float(w.max()), rel=1e-6)
+    one = tmp_path / "one.h5"
+    cli("convert", npz, "--spec", s, "-o", one, "--threads", "1", "--quiet",
+        check=0)
+    assert one.read_bytes() == out.read_bytes()

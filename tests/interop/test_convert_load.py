@@ -172,3 +172,16 @@ def test_archive_order_resnet_is_refused_by_order(kmod, archive_order_resnet,
     match = "Weight count mismatch" if kmod == "keras" else None
     with pytest.raises(ValueError, match=match):
         model.load_weights(str(out))
+
+
+@pytest.mark.parametrize("fmt,kernels", [
+    ("keras-h5", ["fc1/fc1/kernel:0", "fc2/fc2/kernel:0"]),
+    ("keras3", ["layers/dense/vars/0", "layers/dense_1/vars/0"])])
+def test_bighead_kernels_are_stored_in_chunks(fmt, kernels, converted):
+    """The bighead case above is the chunked path: both kernels are over
+    the 64 MiB threshold and stored in chunks of their last axis."""
+    import h5py
+
+    out, _ = converted(CASE_BY_NAME["bighead"], fmt)
+    with h5py.File(out, "r") as f:
+        assert [f[k].chunks for k in kernels] == [(25088, 70), (700, 2500)]

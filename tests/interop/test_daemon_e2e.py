@@ -16,7 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 import wbd  # noqa: E402  (the integration suite's daemon harness)
 
 TOL = 1e-4
-CASES = ["cnn", "resblock", "recurrent"]
+# bighead: kernels stored in chunks, written through the page cache in the
+# daemon and checked against each chunk's CRC-64.
+CASES = ["cnn", "resblock", "recurrent", "bighead"]
 SUFFIX = {"keras-h5": ".h5", "keras3": ".weights.h5"}
 
 

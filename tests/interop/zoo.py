@@ -285,6 +285,22 @@ class VolumeNet(nn.Module):
         return self.fc(torch.flatten(h, 1))
 
 
+class BigHead(nn.Module):
+    """(13) A VGG-style head too big to hold twice: Flatten of a 512x7x7 map,
+    Linear(25088, 700) (70 MB), ReLU, Linear(700, 25000) (70 MB).  Both
+    kernels are over the converter's 64 MiB threshold, so they are stored in
+    chunks and streamed a chunk at a time; fc1 also goes through the
+    flatten permutation."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(512 * 7 * 7, 700)
+        self.fc2 = nn.Linear(700, 25000)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+
+
 # ----------------------------------------------------------------- Keras side
 
 def _bn(L, name):
@@ -449,6 +465,15 @@ def keras_volume(K):
     h = L.Flatten()(h)
     y = L.Dense(3, name="fc")(h)
     return K.Model(x, y, name="volume_net")
+
+
+def keras_bighead(K):
+    L = K.layers
+    x = K.Input((7, 7, 512))
+    h = L.Flatten()(x)
+    h = L.Dense(700, activation="relu", name="fc1")(h)
+    y = L.Dense(25000, name="fc2")(h)
+    return K.Model(x, y, name="big_head")
 
 
 # ------------------------------------------- hand-written transforms (NumPy)
@@ -647,6 +672,11 @@ def _hand_volume(sd):
             ("fc", dense_weights(sd, "fc", (4, 3, 4, 4)))]
 
 
+def _hand_bighead(sd):
+    return [("fc1", dense_weights(sd, "fc1", (512, 7, 7))),
+            ("fc2", dense_weights(sd, "fc2"))]
+
+
 # ---------------------------------------------------------------------- specs
 
 def _spec(layers, **extra):
@@ -776,6 +806,12 @@ SPEC_VOLUME = _spec([
      "flatten": {"cdhw": [4, 3, 4, 4]}},
 ])
 
+SPEC_BIGHEAD = _spec([
+    {"name": "fc1", "type": "Dense", "from": "fc1",
+     "flatten": {"chw": [512, 7, 7]}},
+    {"name": "fc2", "type": "Dense", "from": "fc2"},
+])
+
 
 # ---------------------------------------------------------------------- cases
 
@@ -850,6 +886,8 @@ CASES = [
          _hand_separable, SPEC_SEPARABLE, seed=21),
     Case("volume", VolumeNet, (BATCH, 2, 3, 4, 4), keras_volume,
          _hand_volume, SPEC_VOLUME, seed=22),
+    Case("bighead", BigHead, (BATCH, 512, 7, 7), keras_bighead,
+         _hand_bighead, SPEC_BIGHEAD, seed=23),
 ]
 
 CASE_BY_NAME = {c.name: c for c in CASES}

@@ -317,11 +317,11 @@ test_legacy(void)
 	static const uint64_t s_ck[] = { 3, 3, 2, 5 }, s_cb[] = { 5 };
 	static const uint64_t s_zero[] = { 0, 3 }, s_one[] = { 1 };
 	struct kh5_weight dense[] = {
-		{ "dense/kernel:0", 2, s_dk }, { "dense/bias:0", 1, s_db } };
+		{ "dense/kernel:0", 2, s_dk, 0 }, { "dense/bias:0", 1, s_db, 0 } };
 	struct kh5_weight conv[] = {
-		{ "conv1/kernel:0", 4, s_ck }, { "conv1/bias:0", 1, s_cb } };
+		{ "conv1/kernel:0", 4, s_ck, 0 }, { "conv1/bias:0", 1, s_cb, 0 } };
 	struct kh5_weight bn[] = {
-		{ "bn/moving_mean:0", 2, s_zero }, { "bn/count:0", 0, NULL } };
+		{ "bn/moving_mean:0", 2, s_zero, 0 }, { "bn/count:0", 0, NULL, 0 } };
 	struct kh5_weight *big;
 	struct kh5_layer l[LEG_L];
 	char (*bnames)[128], (*lnames)[48];
@@ -495,12 +495,12 @@ test_keras3(void)
 {
 	static const uint64_t s_dk[] = { 3, 4 }, s_db[] = { 4 };
 	static const uint64_t s_lk[] = { 2, 8 }, s_zero[] = { 0, 3 };
-	struct kh5_weight dense[] = { { "vars/0", 2, s_dk },
-	    { "vars/1", 1, s_db } };
-	struct kh5_weight lstm[] = { { "cell/vars/0", 2, s_lk },
-	    { "cell/vars/1", 1, s_db } };
-	struct kh5_weight inner[] = { { "vars/0", 0, NULL } };
-	struct kh5_weight inner1[] = { { "vars/0", 2, s_zero } };
+	struct kh5_weight dense[] = { { "vars/0", 2, s_dk, 0 },
+	    { "vars/1", 1, s_db, 0 } };
+	struct kh5_weight lstm[] = { { "cell/vars/0", 2, s_lk, 0 },
+	    { "cell/vars/1", 1, s_db, 0 } };
+	struct kh5_weight inner[] = { { "vars/0", 0, NULL, 0 } };
+	struct kh5_weight inner1[] = { { "vars/0", 2, s_zero, 0 } };
 	struct kh5_layer l[] = {
 		{ "layers/dense", 2, dense },
 		{ "layers/dropout", 0, NULL },
@@ -580,7 +580,7 @@ expect_refused(const char *lname, const char *wpath, enum wb_code code,
     const char *lname2)
 {
 	static const uint64_t s[] = { 2 };
-	struct kh5_weight w[] = { { wpath, 1, s } };
+	struct kh5_weight w[] = { { wpath, 1, s, 0 } };
 	struct kh5_layer l[] = { { lname, 1, w }, { lname2, 0, NULL } };
 	struct kh5_writer *kw = (struct kh5_writer *)1;
 	struct wb_err err = { 0 };
@@ -627,9 +627,9 @@ test_refused(void)
 	{
 		static const uint64_t huge[] = { 0, 1ull << 40, 1ull << 40 };
 		static const uint64_t bad[] = { 1ull << 62, 2 };
-		struct kh5_weight hw[] = { { "vars/0", 3, huge } };
-		struct kh5_weight bw[] = { { "vars/0", 2, bad } };
-		struct kh5_weight rw[] = { { "vars/0", KH5_MAX_DIMS + 1, bad } };
+		struct kh5_weight hw[] = { { "vars/0", 3, huge, 0 } };
+		struct kh5_weight bw[] = { { "vars/0", 2, bad, 0 } };
+		struct kh5_weight rw[] = { { "vars/0", KH5_MAX_DIMS + 1, bad, 0 } };
 		struct kh5_layer hl[] = { { "layers/a", 1, hw } };
 		struct kh5_layer bl[] = { { "layers/a", 1, bw } };
 		struct kh5_layer rl[] = { { "layers/a", 1, rw } };
@@ -649,7 +649,7 @@ test_refused(void)
 	/* Fine names still work: "..." and ".x" are ordinary names. */
 	{
 		static const uint64_t s[] = { 1 };
-		struct kh5_weight ok[] = { { "...", 1, s }, { ".x/0", 1, s } };
+		struct kh5_weight ok[] = { { "...", 1, s, 0 }, { ".x/0", 1, s, 0 } };
 		struct kh5_layer l[] = { { "layers/a.b", 2, ok } };
 		float v = 1.0f;
 
@@ -680,8 +680,8 @@ static void
 test_rows(void)
 {
 	static const uint64_t s[] = { 5, 3, 2 }, s0[] = { 4, 0 };
-	struct kh5_weight wt[] = { { "kernel", 3, s }, { "empty", 2, s0 },
-	    { "scalar", 0, NULL } };
+	struct kh5_weight wt[] = { { "kernel", 3, s, 0 }, { "empty", 2, s0, 0 },
+	    { "scalar", 0, NULL, 0 } };
 	struct kh5_layer l[] = { { "lstm", 3, wt } };
 	struct kh5_writer *w = NULL;
 	struct wb_err err = { 0 };
@@ -739,7 +739,7 @@ test_big(void)
 {
 	static const uint64_t s1[] = { 2, (KH5_VERIFY_BLOCK / 4) + 1 };
 	static const uint64_t s2[] = { 2, 5, 1000003 };
-	struct kh5_weight wt[] = { { "a", 2, s1 }, { "b", 3, s2 } };
+	struct kh5_weight wt[] = { { "a", 2, s1, 0 }, { "b", 3, s2, 0 } };
 	struct kh5_layer l[] = { { "big", 2, wt } };
 	uint8_t sha[2][32];
 	float *data[2];
@@ -789,8 +789,8 @@ test_close_verify(void)
 {
 	static const uint64_t sb[] = { 512, 1024 }, sr[] = { 1024, 1024 };
 	static const uint64_t ss[] = { 3, 4 };
-	struct kh5_weight wt[] = { { "big", 2, sb }, { "rows", 2, sr },
-	    { "small", 2, ss } };
+	struct kh5_weight wt[] = { { "big", 2, sb, 0 }, { "rows", 2, sr, 0 },
+	    { "small", 2, ss, 0 } };
 	struct kh5_layer l[] = { { "cv", 3, wt } };
 	struct kh5_writer *w = NULL;
 	struct wb_err err = { 0 };
@@ -857,9 +857,9 @@ static void
 test_deterministic(void)
 {
 	static const uint64_t s[] = { 3, 4 };
-	struct kh5_weight wt[] = { { "d/kernel:0", 2, s } };
+	struct kh5_weight wt[] = { { "d/kernel:0", 2, s, 0 } };
 	struct kh5_layer l[] = { { "d", 1, wt }, { "drop", 0, NULL } };
-	struct kh5_weight wk[] = { { "cell/vars/0", 2, s } };
+	struct kh5_weight wk[] = { { "cell/vars/0", 2, s, 0 } };
 	struct kh5_layer lk[] = { { "layers/lstm", 1, wk } };
 	uint8_t sha[1][32];
 	float *data[1];
@@ -928,6 +928,173 @@ test_boundary(void)
 }
 
 /*
+ * The chunk of [3][5][7] along the last axis, 2 wide: chunk j holds
+ * columns 2j, 2j + 1 (the last one column 6 and one of padding).
+ */
+static void
+fill_chunk(const float *full, float *ch, uint64_t j, uint64_t c, uint64_t m,
+    uint64_t last)
+{
+	uint64_t r, x;
+
+	for (r = 0; r < m; r++)
+		for (x = 0; x < c; x++)
+			ch[r * c + x] = j * c + x < last ?
+			    full[r * last + j * c + x] : -1.0f;
+}
+
+/* Read dataset full into a new buffer with plain HDF5. */
+static float *
+read_h5(const char *path, const char *full, size_t n, int *layout)
+{
+	float *got = malloc(n * sizeof(float));
+	hid_t f, d, p;
+
+	f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+	d = H5Dopen2(f, full, H5P_DEFAULT);
+	p = H5Dget_create_plist(d);
+	*layout = H5Pget_layout(p);
+	if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+	    got) < 0)
+		memset(got, 0, n * sizeof(float));
+	H5Pclose(p);
+	H5Dclose(d);
+	H5Fclose(f);
+	return got;
+}
+
+/*
+ * Chunked weights: written a chunk at a time in any order, read by HDF5
+ * like any dataset, read back in rows by kh5_read_rows, checked after
+ * closing (chunks not read back when written against their CRC-64s, and
+ * every chunk where it was written), the same bytes whatever the order;
+ * bad chunk shapes refused at creation.
+ */
+static void
+test_chunks(void)
+{
+	static const uint64_t s[] = { 3, 5, 7 }, sb[] = { 512, 1024 };
+	static const uint64_t s1[] = { 7 };
+	struct kh5_weight wt[] = { { "k", 3, s, 2 }, { "b", 2, sb, 512 } };
+	struct kh5_layer l[] = { { "c", 2, wt } };
+	struct kh5_writer *w = NULL;
+	struct wb_err err = { 0 };
+	const char *path = tpath("chunks.h5"), *path2 = tpath("chunks2.h5");
+	float *small = mkdata(105, 3), *big = mkdata(512 * 1024, 4);
+	float ch[15 * 2], *bch = malloc(512 * 512 * sizeof(float)), *got;
+	float rows[2 * 35];
+	uint64_t crc[2] = { 0, 0 };
+	int layout, pass, fd;
+	uint64_t j;
+
+	for (pass = 0; pass < 3; pass++) {
+		const char *p = pass == 1 ? path2 : path;
+
+		CHECK(kh5_create(p, KH5_LEGACY, l, 1, NULL, &w, &err) == 0);
+		/* pass 2 writes through the cache: nothing read back. */
+		if (pass == 2)
+			kh5_through_cache(w);
+		for (j = 0; j < 4; j++) {
+			uint64_t jj = pass == 1 ? j : 3 - j;
+
+			fill_chunk(small, ch, jj, 2, 15, 7);
+			CHECK(kh5_write_chunk(w, 0, 0, jj, ch, &err) == 0);
+		}
+		for (j = 0; j < 2; j++) {
+			fill_chunk(big, bch, j, 512, 512, 1024);
+			CHECK(kh5_write_chunk(w, 0, 1, j, bch, &err) == 0);
+		}
+		CHECK(kh5_read_rows(w, 0, 0, 1, 2, rows, &err) == 0);
+		CHECK(memcmp(rows, small + 35, sizeof(rows)) == 0);
+		CHECK(kh5_read_rows(w, 0, 0, 2, 2, rows, &err) ==
+		    WB_E_INTERNAL);
+		wb_err_clear(&err);
+		CHECK(kh5_close_verify(w, p, l, 1, crc, 2, &err) == 0);
+		if (err.code != 0)
+			fprintf(stderr, "  %s\n", err.msg);
+		wb_err_clear(&err);
+	}
+	/* Reverse or forward, cached or direct: the same bytes. */
+	CHECK(file_equal(path, path2));
+	got = read_h5(path, "c/k", 105, &layout);
+	CHECK(layout == H5D_CHUNKED);
+	CHECK(memcmp(got, small, 105 * sizeof(float)) == 0);
+	free(got);
+	got = read_h5(path, "c/b", 512 * 1024, &layout);
+	CHECK(memcmp(got, big, 512 * 1024 * sizeof(float)) == 0);
+	free(got);
+
+	/* Changed behind its back after a cached write: the CRC-64 shows. */
+	CHECK(kh5_create(path, KH5_LEGACY, l, 1, NULL, &w, &err) == 0);
+	kh5_through_cache(w);
+	for (j = 0; j < 4; j++) {
+		fill_chunk(small, ch, j, 2, 15, 7);
+		CHECK(kh5_write_chunk(w, 0, 0, j, ch, &err) == 0);
+	}
+	for (j = 0; j < 2; j++) {
+		fill_chunk(big, bch, j, 512, 512, 1024);
+		bch[0] = j == 1 ? 31415926.0f : bch[0];	/* to find it by */
+		CHECK(kh5_write_chunk(w, 0, 1, j, bch, &err) == 0);
+	}
+	CHECK((fd = open(path, O_RDWR)) >= 0);
+	{
+		float v, mark = 31415926.0f;
+		off_t a;
+
+		/* Chunks are 4 KiB-aligned: look for the mark there. */
+		for (a = 0; pread(fd, &v, sizeof(v), a) == sizeof(v); a += 4096)
+			if (memcmp(&v, &mark, sizeof(v)) == 0)
+				break;
+		v = 12345.0f;
+		CHECK(pwrite(fd, &v, sizeof(v), a + 4096) == sizeof(v));
+	}
+	close(fd);
+	CHECK(kh5_close_verify(w, path, l, 1, crc, 2, &err) == WB_E_OUTPUT);
+	CHECK(CONTAINS(err.msg, "c/b") && CONTAINS(err.msg, "chunk 1"));
+	wb_err_clear(&err);
+
+	/* Every chunk must be written, once; contiguous weights have none. */
+	CHECK(kh5_create(path, KH5_LEGACY, l, 1, NULL, &w, &err) == 0);
+	fill_chunk(small, ch, 0, 2, 15, 7);
+	CHECK(kh5_write_chunk(w, 0, 0, 4, ch, &err) == WB_E_INTERNAL);
+	wb_err_clear(&err);
+	CHECK(kh5_write_chunk(w, 0, 0, 0, ch, &err) == 0);
+	CHECK(kh5_close(w, &err) == WB_E_INTERNAL);
+	CHECK(CONTAINS(err.msg, "not fully written"));
+	wb_err_clear(&err);
+	{
+		struct kh5_weight cw[] = { { "k", 3, s, 0 } };
+		struct kh5_layer cl[] = { { "c", 1, cw } };
+
+		CHECK(kh5_create(path, KH5_LEGACY, cl, 1, NULL, &w, &err) ==
+		    0);
+		CHECK(kh5_write_chunk(w, 0, 0, 0, ch, &err) == WB_E_INTERNAL);
+		wb_err_clear(&err);
+		CHECK(kh5_close(w, NULL) != 0);
+	}
+	/* Refused shapes: wider than the axis, rank 1. */
+	{
+		struct kh5_weight bw[] = { { "k", 3, s, 8 } };
+		struct kh5_weight rw[] = { { "k", 1, s1, 2 } };
+		struct kh5_layer bl[] = { { "c", 1, bw } };
+		struct kh5_layer rl[] = { { "c", 1, rw } };
+
+		CHECK(kh5_create(path, KH5_LEGACY, bl, 1, NULL, &w, &err) ==
+		    WB_E_USAGE);
+		CHECK(CONTAINS(err.msg, "chunks of 8"));
+		wb_err_clear(&err);
+		CHECK(kh5_create(path, KH5_LEGACY, rl, 1, NULL, &w, &err) ==
+		    WB_E_USAGE);
+		wb_err_clear(&err);
+	}
+	free(small);
+	free(big);
+	free(bch);
+	unlink(path);
+	unlink(path2);
+}
+
+/*
  * Threads: kh5 must serialise them, and HDF5's per-thread error stacks
  * must stay silent on stderr in a thread that never called H5Eset_auto2.
  */
@@ -935,7 +1102,7 @@ static void *
 thread_main(void *arg)
 {
 	static const uint64_t s[] = { 64, 33 };
-	struct kh5_weight wt[] = { { "k/kernel:0", 2, s } };
+	struct kh5_weight wt[] = { { "k/kernel:0", 2, s, 0 } };
 	struct kh5_layer l[] = { { "k", 1, wt } };
 	struct kh5_writer *w;
 	uint8_t sha[1][32];
@@ -1032,6 +1199,7 @@ main(void)
 	test_deterministic();
 	test_boundary();
 	test_threads();
+	test_chunks();
 	cleanup();
 	return t_done("kh5");
 }

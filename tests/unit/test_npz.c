@@ -3,8 +3,8 @@
  * and decode to exactly the float32 bits numpy gives (the .expect side
  * files written by make_fixtures.py); bad ones must fail with the right
  * code and a message naming the member or tensor.  Also: the streaming
- * reader (a FIFO), npz_index_find, the JSON listing, and the reader's
- * protocol and caps.
+ * reader (a FIFO), npz_index_find, the JSON listing, the reader's
+ * protocol and caps, and a cursor reading a member in pieces.
  */
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -434,6 +434,86 @@ test_reader(void)
 	npz_index_free(ix);
 }
 
+/*
+ * A member read in pieces through a cursor equals the member read whole;
+ * asking past its end or ending early is refused; damage inside the data
+ * shows at the end, on the CRC-32.
+ */
+static void
+test_pieces(void)
+{
+	static const char *files[] = { DATA "good_savez.npz",
+	    DATA "good_compressed.npz" };
+	char tmp[] = "/tmp/npz-pieces-XXXXXX";
+	struct npz_index *ix = NULL;
+	struct npz_cursor *c = NULL;
+	struct wb_err err;
+	uint8_t whole[64], part[64], buf[4096];
+	size_t f, n;
+	ssize_t got;
+	int fd, i;
+
+	wb_err_clear(&err);
+	for (f = 0; f < 2; f++) {
+		CHECK(npz_index_read(files[f], NULL, &ix, &err) == 0);
+		if (ix == NULL)
+			return;
+		n = (size_t)ix->e[0].hdr.nbytes;
+		CHECK(n == 48);
+		CHECK(npz_cursor_open(files[f], ix, NULL, &c, &err) == 0);
+		CHECK(npz_cursor_read(c, 0, whole, n, &err) == 0);
+		CHECK(npz_cursor_begin(c, 0, &err) == 0);
+		CHECK(npz_cursor_part(c, part, 5, &err) == 0);
+		CHECK(npz_cursor_part(c, part + 5, 20, &err) == 0);
+		CHECK(npz_cursor_part(c, part + 25, 24, &err) == WB_E_USAGE);
+		wb_err_clear(&err);
+		CHECK(npz_cursor_part(c, part + 25, 23, &err) == 0);
+		CHECK(npz_cursor_end(c, &err) == 0);
+		CHECK(memcmp(whole, part, n) == 0);
+		/* Ending before all the data was read. */
+		CHECK(npz_cursor_begin(c, 1, &err) == 0);
+		CHECK(npz_cursor_part(c, part, 4, &err) == 0);
+		CHECK(npz_cursor_end(c, &err) == WB_E_USAGE);
+		wb_err_clear(&err);
+		CHECK(npz_cursor_part(c, part, 4, &err) == WB_E_USAGE);
+		wb_err_clear(&err);
+		npz_cursor_close(c);
+		c = NULL;
+		npz_index_free(ix);
+		ix = NULL;
+	}
+
+	/* A stored member with a byte changed: its CRC-32 tells, at the end. */
+	CHECK((fd = mkstemp(tmp)) >= 0);
+	{
+		int in = open(files[0], O_RDONLY);
+
+		while ((got = read(in, buf, sizeof(buf))) > 0)
+			CHECK(write(fd, buf, (size_t)got) == got);
+		close(in);
+	}
+	CHECK(npz_index_read(tmp, NULL, &ix, &err) == 0);
+	if (ix == NULL)
+		goto out;
+	/* The last data byte of member 0 (its header starts "\x93NUMPY"). */
+	for (i = 0; pread(fd, buf, 6, i) == 6; i++)
+		if (memcmp(buf, "\x93NUMPY", 6) == 0)
+			break;
+	buf[0] = 0x5a;
+	CHECK(pwrite(fd, buf, 1, (off_t)(i + ix->e[0].hdr.data_offset +
+	    ix->e[0].hdr.nbytes - 1)) == 1);
+	CHECK(npz_cursor_open(tmp, ix, NULL, &c, &err) == 0);
+	CHECK(npz_cursor_begin(c, 0, &err) == 0);
+	CHECK(npz_cursor_part(c, part, 48, &err) == 0);
+	CHECK(npz_cursor_end(c, &err) == WB_E_ARCHIVE);
+	CHECK(CONTAINS(err.msg, "fc.weight") && CONTAINS(err.msg, "CRC-32"));
+	npz_cursor_close(c);
+	npz_index_free(ix);
+out:
+	close(fd);
+	unlink(tmp);
+}
+
 int
 main(void)
 {
@@ -448,5 +528,6 @@ main(void)
 	test_bad();
 	test_json();
 	test_reader();
+	test_pieces();
 	return t_done("test_npz");
 }
