@@ -61,6 +61,26 @@ def test_torture_asan_subset(cnn, tmp_path):
              asan_passed=passed, asan_known={f"{c} in {f}": int(n) for c, f, n in known})
 
 
+def test_torture_chunked_io(tmp_path):
+    """The chunked path (a 70 MB kernel read from a deflated member a chunk
+    at a time, written and read back chunk by chunk): every read, write,
+    fsync and rename failing in turn, and a spread of the allocations, ends
+    cleanly too."""
+    rng = np.random.default_rng(3)
+    npz = tmp_path / "big.npz"
+    np.savez_compressed(npz, **{"fc.weight": rng.standard_normal((25000, 700), dtype=np.float32),
+                                "fc.bias": np.zeros(25000, np.float32)})
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"weightbridge_spec": 1, "layers": '
+                    '[{"name": "fc", "type": "Dense", "from": "fc"}]}')
+    rc, passed, failed, counts, known, out = torture(
+        {"npz": npz, "spec_path": spec}, tmp_path / "work", h.BUILD / "weightbridge",
+        "--first", "160", "--stride", "3")
+    assert rc == 0 and failed == 0, out[-4000:]
+    assert passed > 50, out[-2000:]
+    h.record("fault", chunked_calls=counts.group(1), chunked_passed=passed)
+
+
 # ---- a full disk ---------------------------------------------------------------
 
 @contextlib.contextmanager
