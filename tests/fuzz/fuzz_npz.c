@@ -10,10 +10,14 @@
  * tensor, as the converter does.  Caps are set low so a hostile archive
  * costs at most a few tens of megabytes.
  *
+ * A seekable archive is also read through a cursor (npz_cursor_*, the
+ * converter's random access), every member whole and then in three pieces.
+ *
  * Checked beyond "no crash": errors carry a code and a message, entries
- * come back in index order exactly once, a key finds its own entry, and
- * when both ways accept an archive, every tensor the seekable way sees
- * the streaming way sees alike.
+ * come back in index order exactly once, a key finds its own entry, a
+ * member read in pieces succeeds or fails as it does whole and gives the
+ * same bytes, and when both ways accept an archive, every tensor the
+ * seekable way sees the streaming way sees alike.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -162,6 +166,51 @@ fuzz_npz_read_all(const char *path, const struct npz_index *ix,
 	npz_reader_close(r);
 }
 
+/* Every member through a cursor, whole and in three pieces: alike. */
+static void
+fuzz_npz_cursor(const char *path, const struct npz_index *ix,
+    const struct npz_limits *lim)
+{
+	struct npz_cursor *c = NULL;
+	struct wb_err err;
+	size_t i, n, a, b;
+	uint8_t *whole, *part;
+	int rw, rp;
+
+	wb_err_clear(&err);
+	if (!npz_index_random_access(ix))
+		return;
+	if ((rw = npz_cursor_open(path, ix, lim, &c, &err)) != 0) {
+		fuzz_npz_err(rw, &err);
+		return;
+	}
+	for (i = 0; i < ix->n; i++) {
+		n = (size_t)ix->e[i].hdr.nbytes;
+		a = n / 3;
+		b = n - n / 3;
+		if ((whole = malloc(n ? n : 1)) == NULL ||
+		    (part = malloc(n ? n : 1)) == NULL)
+			abort();
+		wb_err_clear(&err);
+		if ((rw = npz_cursor_read(c, i, whole, n, &err)) != 0)
+			fuzz_npz_err(rw, &err);
+		wb_err_clear(&err);
+		if ((rp = npz_cursor_begin(c, i, &err)) == 0 &&
+		    (rp = npz_cursor_part(c, part, a, &err)) == 0 &&
+		    (rp = npz_cursor_part(c, part + a, b - a, &err)) == 0 &&
+		    (rp = npz_cursor_part(c, part + b, n - b, &err)) == 0)
+			rp = npz_cursor_end(c, &err);
+		if (rp != 0)
+			fuzz_npz_err(rp, &err);
+		if ((rw == 0) != (rp == 0) ||
+		    (rw == 0 && memcmp(whole, part, n) != 0))
+			abort();
+		free(whole);
+		free(part);
+	}
+	npz_cursor_close(c);
+}
+
 static struct npz_index *
 fuzz_npz_pass(int seekable, const uint8_t *data, size_t size)
 {
@@ -200,6 +249,11 @@ fuzz_npz_pass(int seekable, const uint8_t *data, size_t size)
 	if (fuzz_npz_source(seekable, data, size, &fd, path,
 	    sizeof(path)) == 0) {
 		fuzz_npz_read_all(path, ix, &lim);
+		close(fd);
+	}
+	if (seekable && fuzz_npz_source(seekable, data, size, &fd, path,
+	    sizeof(path)) == 0) {
+		fuzz_npz_cursor(path, ix, &lim);
 		close(fd);
 	}
 	return ix;
