@@ -11,7 +11,9 @@
  * and printing; the work is in conversion/.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,10 @@
 
 #define EXIT_INPUT	2
 #define EXIT_INTERNAL	1
+
+/* Zip and .npy headers of one member, at most: names, extras, dicts. */
+#define SPOOL_MEMBER_MAX	((uint64_t)256 << 10)
+#define SPOOL_BLOCK		((size_t)1 << 20)
 
 static const char *progname = "weightbridge";
 
@@ -289,6 +295,126 @@ cmd_template(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * convert reads an archive twice (its index, then its tensors in any
+ * order), which a pipe cannot give.  An archive that is not a regular file
+ * is first copied into a temporary file, removed at once (so nothing is
+ * left whatever happens) and read as /proc/self/fd/N.  The copy stops at
+ * what the limits could accept: every tensor byte plus every member's
+ * headers.  Returns the descriptor and sets path, or -1 and err.
+ */
+static int
+spool_input(const char *src, const struct npz_limits *lim, char *path,
+    size_t plen, struct wb_err *err)
+{
+	const char *dir = getenv("TMPDIR");
+	char *tmpl = NULL, *buf = NULL;
+	uint64_t cap, total = 0;
+	int in = -1, fd = -1, ok = 0;
+	ssize_t n, w, off;
+
+	cap = lim->max_members > (UINT64_MAX - lim->max_total_bytes) /
+	    SPOOL_MEMBER_MAX ? UINT64_MAX : lim->max_total_bytes +
+	    lim->max_members * SPOOL_MEMBER_MAX;
+	if (dir == NULL || *dir == '\0')
+		dir = "/tmp";
+	if (asprintf(&tmpl, "%s/weightbridge-in-XXXXXX", dir) < 0) {
+		tmpl = NULL;
+		wb_err_set(err, WB_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((buf = malloc(SPOOL_BLOCK)) == NULL) {
+		wb_err_set(err, WB_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0) {
+		wb_err_set(err, WB_E_IO, "cannot open '%s': %s", src,
+		    strerror(errno));
+		goto out;
+	}
+	if ((fd = mkostemp(tmpl, O_CLOEXEC)) < 0) {
+		wb_err_set(err, WB_E_IO, "cannot copy '%s' into '%s': %s", src,
+		    dir, strerror(errno));
+		goto out;
+	}
+	unlink(tmpl);
+	for (;;) {
+		if ((n = read(in, buf, SPOOL_BLOCK)) < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			wb_err_set(err, WB_E_IO, "reading '%s': %s", src,
+			    strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if ((uint64_t)n > cap - total) {
+			wb_err_set(err, WB_E_LIMIT, "'%s': more than the %" PRIu64
+			    " bytes an archive within the limits can hold "
+			    "(see --max-total-bytes, --max-members)", src, cap);
+			goto out;
+		}
+		total += (uint64_t)n;
+		for (off = 0; off < n; off += w)
+			if ((w = write(fd, buf + off, (size_t)(n - off))) < 0 &&
+			    errno != EINTR) {
+				wb_err_set(err, WB_E_IO, "copying '%s' into "
+				    "'%s': %s", src, dir, strerror(errno));
+				goto out;
+			} else if (w < 0) {
+				w = 0;
+			}
+	}
+	snprintf(path, plen, "/proc/self/fd/%d", fd);
+	ok = 1;
+out:
+	if (!ok && fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
+	if (in >= 0)
+		close(in);
+	free(buf);
+	free(tmpl);
+	return fd;
+}
+
+/*
+ * Messages about the copy name the archive the user gave: the error, the
+ * report's source and its problems.
+ */
+static void
+spool_rename(struct wb_err *err, json_t *report, const char *spooled,
+    const char *src)
+{
+	char buf[sizeof(err->msg)], *at;
+	const char *m;
+	json_t *p;
+	size_t i;
+
+	if ((at = strstr(err->msg, spooled)) != NULL) {
+		snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(at - err->msg),
+		    err->msg, src, at + strlen(spooled));
+		memcpy(err->msg, buf, sizeof(buf));
+	}
+	if (report == NULL)
+		return;
+	json_object_set_new(json_object_get(report, "source"), "file",
+	    json_string(src));
+	json_array_foreach(json_object_get(report, "problems"), i, p) {
+		char *fixed;
+
+		if ((m = json_string_value(json_object_get(p, "message"))) ==
+		    NULL || (at = strstr(m, spooled)) == NULL)
+			continue;
+		if (asprintf(&fixed, "%.*s%s%s", (int)(at - m), m, src,
+		    at + strlen(spooled)) < 0)
+			continue;
+		json_object_set_new(p, "message", json_string(fixed));
+		free(fixed);
+	}
+}
+
 static void
 convert_help(void)
 {
@@ -313,6 +439,8 @@ convert_help(void)
 	    "  --threads N         worker threads (default: one per CPU)\n"
 	    "  -q, --quiet         do not print the table\n"
 	    "  -v, --verbose       add per-weight statistics to the table\n\n"
+	    "FILE.npz may be a pipe (/dev/stdin, <(...)): it is copied into "
+	    "$TMPDIR\n(default /tmp) first, since convert reads it twice.\n\n"
 	    "%s\nexit status: 0 ok, 2 bad input or mapping problem (report "
 	    "still written,\nno output file), 1 internal failure\n", progname,
 	    limits_help);
@@ -339,7 +467,9 @@ cmd_convert(int argc, char **argv)
 	struct wb_err err = { 0 }, werr = { 0 };
 	const char *specp = NULL, *reportp = NULL;
 	json_t *spec = NULL, *report = NULL;
-	int c, rc, quiet = 0, verbose = 0, status;
+	char spooled[64];
+	struct stat st;
+	int c, rc, quiet = 0, verbose = 0, status, sfd = -1;
 
 	convert_opts_init(&o);
 	/* Hashing the whole file costs as much as converting a stored
@@ -416,10 +546,21 @@ cmd_convert(int argc, char **argv)
 		o.no_report = 1;
 	if ((rc = spec_load_file(specp, &spec, &err)) != 0)
 		report = convert_error_report(o.format, &err);
-	else {
+	else if (stat(o.npz_path, &st) == 0 && !S_ISREG(st.st_mode) &&
+	    !S_ISDIR(st.st_mode) && (sfd = spool_input(o.npz_path,
+	    &o.limits, spooled, sizeof(spooled), &err)) < 0) {
+		rc = err.code;
+		report = convert_error_report(o.format, &err);
+	} else {
 		o.spec = spec;
+		if (sfd >= 0)
+			o.npz_path = spooled;
 		rc = convert_run(&o, &report, &err);
+		if (sfd >= 0)
+			spool_rename(&err, report, spooled, argv[optind]);
 	}
+	if (sfd >= 0)
+		close(sfd);
 	if (report != NULL && !quiet)
 		report_print(stdout, report, verbose);
 	if (report != NULL && reportp != NULL &&

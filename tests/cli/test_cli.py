@@ -326,3 +326,54 @@ def test_big_transpose_stored_in_chunks(cli, tmp_path):
     cli("convert", npz, "--spec", s, "-o", one, "--threads", "1", "--quiet",
         check=0)
     assert one.read_bytes() == out.read_bytes()
+
+
+def test_convert_from_a_pipe(tmp_path):
+    """An archive on a pipe is copied into $TMPDIR (convert reads it twice)
+    and converts to the same bytes as the file; a cut-short one fails
+    naming the pipe, and the copy stops at what the limits allow.  Nothing
+    is left in $TMPDIR either way."""
+    import os
+    import subprocess
+
+    CLI = pathlib.Path(os.environ.get(
+        "WB_BUILD", pathlib.Path(__file__).resolve().parents[2] / "build")) \
+        / "weightbridge"
+    npz = tmp_path / "m.npz"
+    write_cnn(npz)
+    s = tmp_path / "spec.json"
+    s.write_text(json.dumps(CNN_SPEC))
+    spool = tmp_path / "tmpdir"
+    spool.mkdir()
+    env = dict(os.environ, TMPDIR=str(spool))
+    data = npz.read_bytes()
+
+    def run(payload, out, *extra):
+        return subprocess.run(
+            [str(CLI), "convert", "/dev/stdin", "--spec", str(s), "-o",
+             str(out), "--report", "-", "-q", *extra],
+            input=payload, capture_output=True, env=env, timeout=120)
+
+    ref = tmp_path / "ref.h5"
+    assert subprocess.run([str(CLI), "convert", str(npz), "--spec", str(s),
+                           "-o", str(ref), "-q"]).returncode == 0
+    out = tmp_path / "piped.h5"
+    p = run(data, out)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["source"]["file"] == "/dev/stdin"
+    assert out.read_bytes() == ref.read_bytes()
+
+    cut = tmp_path / "cut.h5"
+    p = run(data[:len(data) // 2], cut)
+    assert p.returncode == 2
+    err = p.stderr.decode()
+    assert "'/dev/stdin'" in err and "truncated" in err and "/proc" not in err
+    rep = json.loads(p.stdout)
+    assert all("/proc" not in q["message"] for q in rep["problems"])
+    assert not cut.exists()
+
+    p = run(data, cut, "--max-total-bytes", "100", "--max-members", "1")
+    assert p.returncode == 2
+    assert "more than the" in p.stderr.decode()
+    assert not cut.exists()
+    assert list(spool.iterdir()) == []
