@@ -1479,11 +1479,17 @@ kh5_read_rows(struct kh5_writer *w, size_t layer, size_t weight,
 		uint64_t cols = last - i * c < c ? last - i * c : c;
 
 		if (kh5_pread_fd(w->rawfd, (char *)tmp, ds->caddr[i] + row0 *
-		    m * c * sizeof(float), len, &got) != 0 || got != len) {
+		    m * c * sizeof(float), len, &got) != 0) {
 			rc = wb_err_set(err, WB_E_IO, "layer '%.*s' weight "
 			    "'%.*s': reading it back failed: %s", KH5_SHOW,
-			    ds->layer, KH5_SHOW, ds->path,
-			    got != len ? "short read" : strerror(errno));
+			    ds->layer, KH5_SHOW, ds->path, strerror(errno));
+			goto out;
+		}
+		if (got != len) {
+			rc = wb_err_set(err, WB_E_OUTPUT, "layer '%.*s' weight "
+			    "'%.*s': chunk %llu ends past the end of the file",
+			    KH5_SHOW, ds->layer, KH5_SHOW, ds->path,
+			    (unsigned long long)i);
 			goto out;
 		}
 		for (r = 0; r < nrows * m; r++)

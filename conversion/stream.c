@@ -596,10 +596,10 @@ stream_slabs_emit(struct stream_worker *wk, struct stream_weight *o,
  * A weight stored in chunks of its last axis (see stream_chunk()): chunk
  * j is rows [j*c, (j+1)*c) of the tensor entering the transpose,
  * transposed.  The rows come from src when the tensor is in memory, else
- * straight from archive member e, a piece at a time, so a tensor of any
- * size needs three chunks of memory.  The digests and statistics are of
- * the weight as loaders see it, in C order, so they are taken afterwards
- * from the file when anyone wants them.
+ * straight from the member the worker's cursor has begun, a piece at a
+ * time, so a tensor of any size needs three chunks of memory.  The
+ * digests and statistics are of the weight as loaders see it, in C order,
+ * so they are taken afterwards from the file when anyone wants them.
  */
 static int
 stream_chunks_emit(struct stream_worker *wk, struct stream_weight *o,
@@ -679,7 +679,8 @@ stream_emit(struct stream_worker *wk, size_t k, float *const *src)
 	if (!r->o->no_sha && sha256_new(&wk->sha) != 0)
 		return wb_err_set(&wk->err, WB_E_NOMEM, "out of memory");
 	if ((c = stream_chunk(r->p, pw)) > 0) {
-		stream_slabbable(pw, &sl);
+		/* stream_chunk() checked that it is slabbable: fill sl. */
+		(void)stream_slabbable(pw, &sl);
 		if ((rc = stream_chunks_emit(wk, o, li, wi, &sl, c,
 		    src != NULL ? src[0] : NULL)) != 0)
 			goto out;
@@ -744,10 +745,8 @@ stream_job(struct stream_worker *wk, const struct stream_job *j)
 		size_t w = r->jw[j->w0];
 
 		if ((rc = npz_cursor_begin(wk->cur, r->jt[j->t0],
-		    &wk->err)) != 0 ||
-		    (rc = stream_emit(wk, w, NULL)) != 0 ||
-		    (rc = npz_cursor_end(wk->cur, &wk->err)) != 0)
-			goto out;
+		    &wk->err)) == 0 && (rc = stream_emit(wk, w, NULL)) == 0)
+			rc = npz_cursor_end(wk->cur, &wk->err);
 		goto out;
 	}
 	if (j->nt == 1) {

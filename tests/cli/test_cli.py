@@ -326,6 +326,16 @@ def test_big_transpose_stored_in_chunks(cli, tmp_path):
     cli("convert", npz, "--spec", s, "-o", one, "--threads", "1", "--quiet",
         check=0)
     assert one.read_bytes() == out.read_bytes()
+    # A byte changed deep inside the big member: its chunks were already
+    # written when the member's CRC-32 tells, and still no file is left.
+    raw = bytearray(npz.read_bytes())
+    raw[len(raw) // 2] ^= 0x40
+    npz.write_bytes(bytes(raw))
+    bad = tmp_path / "bad.h5"
+    p = cli("convert", npz, "--spec", s, "-o", bad, "--quiet", check=2)
+    assert "fc.weight" in p.stderr and "CRC-32" in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == \
+        ["big.npz", "one.h5", "spec.json", "w.h5"]
 
 
 def test_convert_from_a_pipe(tmp_path):
