@@ -15,7 +15,7 @@ bad_*.npz    archives the reader must refuse; the C tests list the expected
 
 Archives the standard writers cannot produce (encrypted flag, zip64 records in
 the central directory, a deflate stream longer than its size fields) are
-written byte by byte by raw_zip() below.
+written byte by byte by tests/rawzip.py.
 """
 
 import io
@@ -23,9 +23,11 @@ import os
 import struct
 import sys
 import zipfile
-import zlib
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import rawzip  # noqa: E402  (tests/rawzip.py)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "npz")
 
@@ -98,65 +100,10 @@ def zip_members(name, members, method=zipfile.ZIP_DEFLATED, zip64=False):
 
 
 def raw_zip(name, members, zip64=False):
-    """Write a zip by hand.  Each member is a dict with keys name, data
-    (the member's uncompressed bytes) and optionally method (0 or 8),
-    flags (extra general-purpose bits), prefix (bytes stored before the
-    compressed data, e.g. an encryption header) and size (the uncompressed
-    size to declare, if it must differ from len(data))."""
-    out = bytearray()
-    central = bytearray()
-    for m in members:
-        bname = m["name"].encode("utf-8")
-        data = m["data"]
-        method = m.get("method", 8)
-        flags = m.get("flags", 0)
-        if method == 8:
-            co = zlib.compressobj(9, zlib.DEFLATED, -15)
-            comp = co.compress(data) + co.flush()
-        else:
-            comp = data
-        comp = m.get("prefix", b"") + comp
-        crc = zlib.crc32(data) & 0xFFFFFFFF
-        usize = m.get("size", len(data))
-        csize = len(comp)
-        offset = len(out)
-        need = 45 if zip64 else 20
-        if zip64:
-            lextra = struct.pack("<HHQQ", 1, 16, usize, csize)
-            l_us, l_cs = 0xFFFFFFFF, 0xFFFFFFFF
-        else:
-            lextra = b""
-            l_us, l_cs = usize, csize
-        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, need, flags, method,
-                           0, 0x5021, crc, l_cs, l_us, len(bname),
-                           len(lextra))
-        out += bname + lextra + comp
-        if zip64:
-            cextra = struct.pack("<HHQQQ", 1, 24, usize, csize, offset)
-            c_us, c_cs, c_off = 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF
-        else:
-            cextra = b""
-            c_us, c_cs, c_off = usize, csize, offset
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x0314,
-                               need, flags, method, 0, 0x5021, crc, c_cs,
-                               c_us, len(bname), len(cextra), 0, 0, 0,
-                               0o100600 << 16, c_off)
-        central += bname + cextra
-    cd_off = len(out)
-    out += central
-    n = len(members)
-    if zip64:
-        eocd64 = len(out)
-        out += struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, n, n,
-                           len(central), cd_off)
-        out += struct.pack("<IIQI", 0x07064B50, 0, eocd64, 1)
-        out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF,
-                           0xFFFFFFFF, 0xFFFFFFFF, 0)
-    else:
-        out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n, n, len(central),
-                           cd_off, 0)
+    """Write the zip tests/rawzip.py builds field by field (see there for
+    the member keys)."""
     with open(path(name), "wb") as fh:
-        fh.write(out)
+        fh.write(rawzip.raw_zip(members, zip64=zip64))
 
 
 class _Unseekable(io.RawIOBase):

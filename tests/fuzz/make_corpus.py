@@ -25,9 +25,11 @@ import struct
 import subprocess
 import sys
 import zipfile
-import zlib
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import rawzip  # noqa: E402  (tests/rawzip.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FUZZ = os.path.join(ROOT, "tests", "fuzz")
@@ -124,42 +126,8 @@ def zip_streamed(members):
 
 
 def raw_zip(members):
-    """A zip written field by field.  Each member: dict with name (bytes or
-    str), data, and optionally method, flags, size (declared uncompressed
-    size), cd_name (a different name in the central directory), offset
-    (a different local header offset in the central directory)."""
-    out = bytearray()
-    central = bytearray()
-    for m in members:
-        name = m["name"] if isinstance(m["name"], bytes) else m["name"].encode()
-        cd_name = m.get("cd_name", name)
-        if isinstance(cd_name, str):
-            cd_name = cd_name.encode()
-        data = m["data"]
-        method = m.get("method", 0)
-        if method == 8:
-            co = zlib.compressobj(9, zlib.DEFLATED, -15)
-            comp = co.compress(data) + co.flush()
-        else:
-            comp = data
-        crc = zlib.crc32(data) & 0xFFFFFFFF
-        usize = m.get("size", len(data))
-        offset = len(out)
-        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, m.get("flags", 0),
-                           method, 0, 0x5021, crc, len(comp), usize,
-                           len(name), 0)
-        out += name + comp
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x0314, 20,
-                               m.get("flags", 0), method, 0, 0x5021, crc,
-                               len(comp), usize, len(cd_name), 0, 0, 0, 0,
-                               0o100600 << 16, m.get("offset", offset))
-        central += cd_name
-    cd_off = len(out)
-    out += central
-    n = len(members)
-    out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n, n, len(central),
-                       cd_off, 0)
-    return bytes(out)
+    """tests/rawzip.py's zip, members stored unless they say otherwise."""
+    return rawzip.raw_zip(members, method=0)
 
 
 # ---- the fixed archive of the spec driver ---------------------------------

@@ -26,6 +26,9 @@ import zlib
 
 import numpy as np
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from rawzip import deflate, raw_zip  # noqa: E402,F401  (tests/rawzip.py)
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("WB_BUILD", ROOT / "build"))
 ASAN_BUILD = pathlib.Path(os.environ.get("WB_ASAN_BUILD", BUILD / "address"))
@@ -265,11 +268,6 @@ def npy_header(descr, shape, version=(1, 0)):
     return b"\x93NUMPY" + bytes(version) + lenf + h.encode("latin-1")
 
 
-def deflate(data):
-    co = zlib.compressobj(9, zlib.DEFLATED, -15)
-    return co.compress(data) + co.flush()
-
-
 def deflate_zeros(header, nzeros, chunk=1 << 24):
     """Raw deflate of header + nzeros zero bytes, streamed; (stream, crc)."""
     co = zlib.compressobj(9, zlib.DEFLATED, -15)
@@ -284,61 +282,6 @@ def deflate_zeros(header, nzeros, chunk=1 << 24):
         left -= n
     parts.append(co.flush())
     return b"".join(parts), crc & 0xFFFFFFFF
-
-
-def raw_zip(members, zip64=False):
-    """A zip written field by field.  Each member is a dict: name (str or
-    bytes), data (uncompressed bytes) or comp (+ crc, size: an already
-    compressed stream), method (0 stored, 8 deflate, or any number),
-    flags, size (declared uncompressed size), cd_name (another name in the
-    central directory)."""
-    out = bytearray()
-    central = bytearray()
-    for m in members:
-        name = m["name"] if isinstance(m["name"], bytes) else m["name"].encode("utf-8")
-        cd_name = m.get("cd_name", name)
-        if isinstance(cd_name, str):
-            cd_name = cd_name.encode("utf-8")
-        method = m.get("method", 8)
-        if "comp" in m:
-            comp, crc, usize = m["comp"], m["crc"], m["size"]
-        else:
-            data = m["data"]
-            comp = deflate(data) if method == 8 else data
-            crc = zlib.crc32(data) & 0xFFFFFFFF
-            usize = m.get("size", len(data))
-        flags = m.get("flags", 0)
-        offset = len(out)
-        if zip64:
-            lextra = struct.pack("<HHQQ", 1, 16, usize, len(comp))
-            l_us = l_cs = 0xFFFFFFFF
-        else:
-            lextra, l_us, l_cs = b"", usize, len(comp)
-        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45 if zip64 else 20, flags, method,
-                           0, 0x5021, crc, l_cs, l_us, len(name), len(lextra))
-        out += name + lextra + comp
-        if zip64:
-            cextra = struct.pack("<HHQQQ", 1, 24, usize, len(comp), offset)
-            c_us = c_cs = c_off = 0xFFFFFFFF
-        else:
-            cextra, c_us, c_cs, c_off = b"", usize, len(comp), offset
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x0314, 45 if zip64 else 20,
-                               flags, method, 0, 0x5021, crc, c_cs, c_us, len(cd_name),
-                               len(cextra), 0, 0, 0, 0o100600 << 16, c_off)
-        central += cd_name + cextra
-    cd_off = len(out)
-    out += central
-    n = len(members)
-    if zip64:
-        e64 = len(out)
-        out += struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, n, n,
-                           len(central), cd_off)
-        out += struct.pack("<IIQI", 0x07064B50, 0, e64, 1)
-        out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF,
-                           0xFFFFFFFF, 0xFFFFFFFF, 0)
-    else:
-        out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n, n, len(central), cd_off, 0)
-    return bytes(out)
 
 
 def tiny_members(n, name_fmt="t{}.npy"):
