@@ -125,11 +125,29 @@ def stray_files(spool):
                   if p.is_file() and (".tmp" in p.name or p.name.startswith("upload-")))
 
 
+def spool_used(spool, disk):
+    """Bytes in use: the tmpfs's own count (open but unlinked files
+    included), else the sizes of the files in the spool."""
+    if disk is not None:
+        st = os.statvfs(disk)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+    return sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())
+
+
+def answer(r):
+    """A response as (status, JSON or the raw body), for the tests to judge."""
+    try:
+        return r.status, r.json()
+    except ValueError:
+        return r.status, r.body[:500]
+
+
 @pytest.fixture(scope="module")
 def disk_full(cnn, tmp_path_factory):
     """A daemon on a 12 MiB spool: a job that fits, a job whose output does
     not, an upload that does not, and a job after space is freed.  What
-    happened is returned for the tests below to judge."""
+    happened is returned whole for the tests below to judge, so a failure
+    shows every answer and the daemon's log."""
     tmp = tmp_path_factory.mktemp("diskfull")
     size = 12 << 20
     out = {}
@@ -139,32 +157,40 @@ def disk_full(cnn, tmp_path_factory):
         d = h.Daemon(tmp, ["--workers", "1", "--max-ratio", "100000"], spool=spool)
         d.start(preexec_fn=None if disk else fsize_limit(size))
         try:
-            out["a"] = d.submit(cnn["npz"].read_bytes(), cnn["spec"], "?wait=60").json()
+            out["a"] = answer(d.submit(cnn["npz"].read_bytes(), cnn["spec"], "?wait=60"))
+            out["used_a"] = spool_used(spool, disk)
             npz, spec = big_model(tmp / "big.npz")
-            out["b"] = b = d.submit(npz.read_bytes(), spec, "?wait=120").json()
-            out["b_result"] = (spool / "jobs" / b["id"] / "result.h5").exists()
+            out["b"] = answer(d.submit(npz.read_bytes(), spec, "?wait=120"))
+            b_id = out["b"][1].get("id") if isinstance(out["b"][1], dict) else None
+            out["b_result"] = b_id is not None and \
+                (spool / "jobs" / b_id / "result.h5").exists()
             out["b_strays"] = stray_files(spool)
-            r = d.request("POST", "/v1/inspect", os.urandom(14 << 20),
-                          {"Content-Type": "application/zip"}, timeout=60)
-            out["upload"] = (r.status, r.json())
+            out["upload"] = answer(d.request("POST", "/v1/inspect", os.urandom(14 << 20),
+                                             {"Content-Type": "application/zip"}, timeout=60))
             # The partial upload goes when the request ends, just after the
-            # answer is sent.
-            deadline = time.monotonic() + 5
-            while list((spool / "tmp").iterdir()) and time.monotonic() < deadline:
+            # answer is sent; its space when its last descriptor closes.
+            deadline = time.monotonic() + 30
+            while (list((spool / "tmp").iterdir()) or
+                   spool_used(spool, disk) > out["used_a"] + (1 << 20)) and \
+                    time.monotonic() < deadline:
                 time.sleep(0.02)
             out["tmp_left"] = sorted(p.name for p in (spool / "tmp").iterdir())
+            out["used_after_upload"] = spool_used(spool, disk)
             out["livez"] = d.request("GET", "/livez").status
-            res = d.request("GET", f"/v1/jobs/{out['a']['id']}/result")
+            a_id = out["a"][1].get("id") if isinstance(out["a"][1], dict) else "none"
+            res = d.request("GET", f"/v1/jobs/{a_id}/result")
             out["a_result"] = (res.status, res.body)
-            out["delete"] = d.request("DELETE", f"/v1/jobs/{b['id']}").status
-            out["c"] = c = d.submit(cnn["npz"].read_bytes(), cnn["spec"], "?wait=60").json()
-            out["c_result"] = d.request("GET", f"/v1/jobs/{c['id']}/result").body
+            out["delete"] = d.request("DELETE", f"/v1/jobs/{b_id}").status
+            out["c"] = answer(d.submit(cnn["npz"].read_bytes(), cnn["spec"], "?wait=60"))
+            c_id = out["c"][1].get("id") if isinstance(out["c"][1], dict) else "none"
+            out["c_result"] = d.request("GET", f"/v1/jobs/{c_id}/result").body
         finally:
             out["exit"] = d.stop()
             out["log"] = d.logtext()
     out["method"] = "tmpfs" if disk else "RLIMIT_FSIZE"
+    b = out["b"][1] if isinstance(out["b"][1], dict) else {}
     h.record("disk_full", method=out["method"], size_bytes=size,
-             job_error=out["b"].get("error", {}).get("detail", "")[:160],
+             job_error=b.get("error", {}).get("detail", "")[:160],
              upload_status=out["upload"][0], daemon_exit_status=out["exit"])
     return out
 
@@ -172,23 +198,28 @@ def disk_full(cnn, tmp_path_factory):
 def test_disk_full_fails_job_keeps_serving(cnn, disk_full):
     """The job whose output cannot fit fails with a problem that says so,
     with no partial result and no temporary left; an upload that cannot
-    fit gets a clear 5xx and leaves nothing; the daemon keeps serving, the
-    earlier result is intact byte for byte, and once space is freed new
-    jobs succeed."""
+    fit gets a clear 5xx and leaves nothing, its space included; the
+    daemon keeps serving, the earlier result is intact byte for byte, and
+    once space is freed new jobs succeed."""
     r = disk_full
-    assert r["a"]["state"] == "succeeded", r["a"]
-    b = r["b"]
-    assert b["state"] == "failed", b
-    assert b["error"]["status"] >= 500 and b["error"]["code"] in ("io-error", "output-failed"), b
-    assert re.search(r"No space left|File too large|write failed", b["error"]["detail"]), b
-    assert not r["b_result"] and r["b_strays"] == []
+    seen = {k: v for k, v in r.items() if k not in ("log", "a_result", "c_result")}
+    why = f"{seen}\n--- daemon log ---\n{r['log'][-3000:]}"
+    assert r["a"][0] == 200 and r["a"][1]["state"] == "succeeded", why
+    b = r["b"][1]
+    assert r["b"][0] == 200 and b["state"] == "failed", why
+    assert b["error"]["status"] >= 500 and \
+        b["error"]["code"] in ("io-error", "output-failed"), why
+    assert re.search(r"No space left|File too large|write failed", b["error"]["detail"]), why
+    assert not r["b_result"] and r["b_strays"] == [], why
     status, problem = r["upload"]
-    assert status == 500 and problem["type"].endswith("/io-error"), problem
-    assert r["tmp_left"] == []
-    assert r["livez"] == 200
-    assert r["a_result"] == (200, cnn["ref_bytes"])
-    assert r["delete"] == 204
-    assert r["c"]["state"] == "succeeded" and r["c_result"] == cnn["ref_bytes"], r["c"]
+    assert status == 500 and problem["type"].endswith("/io-error"), why
+    assert r["tmp_left"] == [], why
+    assert r["used_after_upload"] <= r["used_a"] + (1 << 20), why
+    assert r["livez"] == 200, why
+    assert r["a_result"] == (200, cnn["ref_bytes"]), why
+    assert r["delete"] == 204, why
+    assert r["c"][0] == 200 and r["c"][1]["state"] == "succeeded", why
+    assert r["c_result"] == cnn["ref_bytes"], why
 
 
 def test_disk_full_daemon_still_stops_cleanly(disk_full):
