@@ -135,14 +135,18 @@ fail(const struct wb_err *err)
 static int
 write_json(const char *path, const json_t *j, struct wb_err *err)
 {
+	const size_t flags = JSON_INDENT(2) | JSON_PRESERVE_ORDER;
 	char *tmp = NULL;
-	FILE *f = NULL;
-	int fd = -1, rc = 0;
+	int fd = -1, rc = 0, e;
 
 	if (strcmp(path, "-") == 0) {
-		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		fputc('\n', stdout);
-		return 0;
+		/* After whatever stdio still holds for stdout. */
+		e = fflush(stdout) != 0 ? errno :
+		    report_write_fd(STDOUT_FILENO, j, flags);
+		if (e != 0)
+			rc = wb_err_set(err, WB_E_IO, "cannot write the report "
+			    "to standard output: %s", strerror(e));
+		return rc;
 	}
 	if (asprintf(&tmp, "%s.tmp-XXXXXX", path) < 0) {
 		tmp = NULL;
@@ -150,26 +154,24 @@ write_json(const char *path, const json_t *j, struct wb_err *err)
 		goto out;
 	}
 	if ((fd = mkstemp(tmp)) < 0 ||
-	    fchmod(fd, 0666 & ~convert_umask()) != 0 ||
-	    (f = fdopen(fd, "w")) == NULL) {
+	    fchmod(fd, 0666 & ~convert_umask()) != 0) {
 		rc = wb_err_set(err, WB_E_IO, "cannot write '%s': %s", path,
 		    strerror(errno));
 		goto out;
 	}
+	if ((e = report_write_fd(fd, j, flags)) != 0 ||
+	    (fsync(fd) != 0 && (e = errno) != 0)) {
+		rc = wb_err_set(err, WB_E_IO, "cannot write '%s': %s", path,
+		    strerror(e));
+		goto out;
+	}
+	e = close(fd);
 	fd = -1;
-	if (json_dumpf(j, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
-	    fputc('\n', f) == EOF || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+	if (e != 0) {
 		rc = wb_err_set(err, WB_E_IO, "cannot write '%s': %s", path,
 		    strerror(errno));
 		goto out;
 	}
-	if (fclose(f) != 0) {
-		f = NULL;
-		rc = wb_err_set(err, WB_E_IO, "cannot write '%s': %s", path,
-		    strerror(errno));
-		goto out;
-	}
-	f = NULL;
 	if (rename(tmp, path) != 0) {
 		rc = wb_err_set(err, WB_E_IO, "cannot rename to '%s': %s", path,
 		    strerror(errno));
@@ -178,8 +180,6 @@ write_json(const char *path, const json_t *j, struct wb_err *err)
 	free(tmp);
 	tmp = NULL;
 out:
-	if (f != NULL)
-		fclose(f);
 	if (fd >= 0)
 		close(fd);
 	if (tmp != NULL) {

@@ -4,7 +4,10 @@
  * Column widths are computed from the data (capped) so the table stays
  * readable for both a 10-layer CNN and a 300-tensor ResNet.
  */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "report.h"
 
@@ -206,4 +209,71 @@ report_print_inspect(FILE *f, const json_t *inspect)
 	    (long long)json_integer_value(json_object_get(inspect, "count")),
 	    (long long)json_integer_value(json_object_get(inspect,
 	    "total_bytes")));
+}
+
+/* --- JSON out ---------------------------------------------------------- */
+
+#define REPORT_BUF	((size_t)64 << 10)
+
+struct report_out {
+	int	 fd;
+	int	 err;		/* errno of the first failed write */
+	size_t	 n;
+	char	*buf;
+};
+
+static int
+report_flush(struct report_out *o)
+{
+	const char *p = o->buf;
+	ssize_t w;
+
+	while (o->n > 0 && o->err == 0) {
+		if ((w = write(o->fd, p, o->n)) == -1) {
+			if (errno != EINTR)
+				o->err = errno;
+			continue;
+		}
+		p += w;
+		o->n -= (size_t)w;
+	}
+	o->n = 0;
+	return o->err == 0 ? 0 : -1;
+}
+
+static int
+report_put(const char *s, size_t len, void *arg)
+{
+	struct report_out *o = arg;
+	size_t k;
+
+	while (len > 0) {
+		if (o->n == REPORT_BUF && report_flush(o) != 0)
+			return -1;
+		k = REPORT_BUF - o->n;
+		if (k > len)
+			k = len;
+		memcpy(o->buf + o->n, s, k);
+		o->n += k;
+		s += k;
+		len -= k;
+	}
+	return 0;
+}
+
+int
+report_write_fd(int fd, const json_t *j, size_t flags)
+{
+	struct report_out o = { fd, 0, 0, NULL };
+	int rc;
+
+	if ((o.buf = malloc(REPORT_BUF)) == NULL)
+		return ENOMEM;
+	if (json_dump_callback(j, report_put, &o, flags) != 0 ||
+	    report_put("\n", 1, &o) != 0 || report_flush(&o) != 0)
+		rc = o.err != 0 ? o.err : ENOMEM;
+	else
+		rc = 0;
+	free(o.buf);
+	return rc;
 }

@@ -409,14 +409,35 @@ spool_job_path(const struct spool *sp, const char *id, const char *name,
 	return 0;
 }
 
-int
-spool_write_atomic(const char *dir, const char *name, const void *buf,
-    size_t len, struct wb_err *err)
+struct spool_bytes {
+	const char	*p;
+	size_t		 len;
+};
+
+static int
+spool_fill_bytes(int fd, void *arg)
+{
+	struct spool_bytes *b = arg;
+	ssize_t n;
+
+	while (b->len > 0) {
+		if ((n = write(fd, b->p, b->len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		b->p += n;
+		b->len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+spool_write_atomic_fill(const char *dir, const char *name, spool_fill_fn fill,
+    void *arg, struct wb_err *err)
 {
 	char tmp[SPOOL_PATH_MAX], dst[SPOOL_PATH_MAX];
-	const char *p = buf;
-	int fd = -1, rc = 0;
-	ssize_t n;
+	int fd = -1, rc = 0, e;
 
 	if (snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >=
 	    (int)sizeof(tmp) || snprintf(dst, sizeof(dst), "%s/%s", dir,
@@ -430,16 +451,10 @@ spool_write_atomic(const char *dir, const char *name, const void *buf,
 		    strerror(errno));
 		goto out;
 	}
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			rc = wb_err_set(err, WB_E_IO, "write %s: %s", tmp,
-			    strerror(errno));
-			goto out;
-		}
-		p += n;
-		len -= (size_t)n;
+	if ((e = fill(fd, arg)) != 0) {
+		rc = wb_err_set(err, e == ENOMEM ? WB_E_NOMEM : WB_E_IO,
+		    "write %s: %s", tmp, strerror(e));
+		goto out;
 	}
 	if (fsync(fd) == -1) {
 		rc = wb_err_set(err, WB_E_IO, "fsync %s: %s", tmp,
@@ -470,6 +485,15 @@ out:
 }
 
 int
+spool_write_atomic(const char *dir, const char *name, const void *buf,
+    size_t len, struct wb_err *err)
+{
+	struct spool_bytes b = { buf, len };
+
+	return spool_write_atomic_fill(dir, name, spool_fill_bytes, &b, err);
+}
+
+int
 spool_job_write(struct spool *sp, const char *id, const char *name,
     const void *buf, size_t len, struct wb_err *err)
 {
@@ -478,6 +502,17 @@ spool_job_write(struct spool *sp, const char *id, const char *name,
 	if (spool_job_path(sp, id, NULL, dir, sizeof(dir)) != 0)
 		return wb_err_set(err, WB_E_IO, "job path too long");
 	return spool_write_atomic(dir, name, buf, len, err);
+}
+
+int
+spool_job_write_fill(struct spool *sp, const char *id, const char *name,
+    spool_fill_fn fill, void *arg, struct wb_err *err)
+{
+	char dir[SPOOL_PATH_MAX];
+
+	if (spool_job_path(sp, id, NULL, dir, sizeof(dir)) != 0)
+		return wb_err_set(err, WB_E_IO, "job path too long");
+	return spool_write_atomic_fill(dir, name, fill, arg, err);
 }
 
 int

@@ -95,6 +95,17 @@ int	spool_job_write(struct spool *sp, const char *id, const char *name,
 int	spool_write_atomic(const char *dir, const char *name, const void *buf,
 	    size_t len, struct wb_err *err);
 
+/*
+ * Writes a file's whole content to fd (owned by the caller); 0 or an
+ * errno value.
+ */
+typedef int (*spool_fill_fn)(int fd, void *arg);
+
+/* spool_job_write, the content written by fill(fd, arg). */
+int	spool_job_write_fill(struct spool *sp, const char *id,
+	    const char *name, spool_fill_fn fill, void *arg,
+	    struct wb_err *err);
+
 /* Remove a job's directory and everything in it. */
 int	spool_job_remove(struct spool *sp, const char *id);
 

@@ -13,6 +13,9 @@ percentile of the sample (about 300 probes) within the issue's 100 ms and
 the slowest within a second.  The load generator shares the two cores with
 the daemon, so the maximum is recorded rather than held to 100 ms: it met
 that in most runs here but not all (docs/reliability.md has the figures).
+
+Then memory across jobs: four 10,000-tensor jobs in a row, and the
+daemon's resident size must come back near idle after each.
 """
 import json
 import os
@@ -216,3 +219,51 @@ def test_load(cnn, tmp_path):
         if '"event":"request"' in line:
             st = json.loads(line).get("status", "0")
             assert not st.startswith("5") or st == "503", line
+
+
+def settled_rss(d, secs=5.0):
+    """The daemon's VmRSS once it stops falling (a worker frees a job's
+    report after answering it)."""
+    last, deadline = h.rss_kib(d.proc.pid)[0], time.monotonic() + secs
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = h.rss_kib(d.proc.pid)[0]
+        if now >= last:
+            return now
+        last = now
+    return last
+
+
+def test_memory_goes_back_after_many_tensor_jobs(tmp_path):
+    """Jobs of 10,000 tensors, one after another: what each job allocated
+    (its report alone is tens of megabytes) goes back to the system, so
+    the daemon's resident size stays near idle and stops growing, instead
+    of each worker's malloc arena keeping its peak."""
+    import numpy as np
+    n = 5000
+    rng = np.random.default_rng(5)
+    npz = tmp_path / "many.npz"
+    np.savez_compressed(npz, **{k: v for i in range(n) for k, v in (
+        (f"m{i}.weight", rng.standard_normal((8, 8), dtype=np.float32)),
+        (f"m{i}.bias", rng.standard_normal(8, dtype=np.float32)))})
+    spec = {"weightbridge_spec": 1,
+            "layers": [{"name": f"m{i}", "type": "Dense", "from": f"m{i}"} for i in range(n)]}
+    d = h.Daemon(tmp_path, ["--workers", "2"]).start()
+    try:
+        body = npz.read_bytes()
+        idle = settled_rss(d)
+        after = []
+        for _ in range(4):
+            r = d.submit(body, spec, "?wait=120", timeout=180)
+            assert r.status == 200 and r.json()["state"] == "succeeded", r.body[:500]
+            assert d.request("GET", f"/v1/jobs/{r.json()['id']}/report").status == 200
+            after.append(settled_rss(d))
+    finally:
+        rc = d.stop()
+    h.record("memory", many_tensors=2 * n, rss_idle_kib=idle, rss_after_jobs_kib=after)
+    assert rc == 0
+    # Measured: idle 12 MB, then 21, 38, 39, 39 MB (each of the two workers
+    # keeps a little); without giving memory back, 86 MB after the first
+    # job and 165 MB after the fourth.
+    assert max(after) <= idle + 48 * 1024, (idle, after)
+    assert after[-1] <= after[1] + 8 * 1024, (idle, after)

@@ -1,15 +1,57 @@
 /*
  * The spool: atomic writes leave no temporaries, ids are unique hex,
  * recovery keeps jobs with a state, drops those without one, and cleans
- * unknown files (a crash's temporaries) out of job directories.
+ * unknown files (a crash's temporaries) out of job directories.  A report
+ * streamed into a job's directory (report_write_fd through
+ * spool_job_write_fill) is jansson's text plus a newline, whatever its
+ * size; a failing writer leaves the old file and no temporary.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "report.h"
 #include "spool.h"
 #include "t.h"
+
+static int
+fill_report(int fd, void *arg)
+{
+	return report_write_fd(fd, arg, JSON_INDENT(2));
+}
+
+static int
+fill_fails(int fd, void *arg)
+{
+	(void)fd;
+	(void)arg;
+	return ENOSPC;
+}
+
+/* The whole file at p, NUL-terminated; NULL if unreadable. */
+static char *
+slurp(const char *p)
+{
+	FILE *f = fopen(p, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) !=
+	    NULL) {
+		if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		} else
+			buf[n] = '\0';
+	}
+	fclose(f);
+	return buf;
+}
 
 struct seen {
 	int	 n;
@@ -139,6 +181,55 @@ main(void)
 	CHECK(spool_job_write(sp, a, SPOOL_STATE, "{\"id\":2}", 8, &err) == 0);
 	spool_job_path(sp, a, ".state.json.tmp", p, sizeof(p));
 	CHECK(!exists(p));
+
+	/*
+	 * Reports: small, and over 64 KiB (the writer's buffer) many times,
+	 * with long strings crossing its edges; then a writer that fails.
+	 */
+	{
+		size_t sizes[] = { 1, 3000, 70000 }, i, k;
+		char name[32];
+
+		for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			json_t *r = json_object(), *a_ = json_array();
+			char *want, *got, *line;
+
+			for (k = 0; k < sizes[i]; k++) {
+				snprintf(name, sizeof(name), "layer.%zu", k);
+				json_array_append_new(a_, json_pack("{s:s, s:[i,i]}",
+				    "name", name, "shape", (int)k, 3));
+			}
+			json_object_set_new(r, "layers", a_);
+			/* One string longer than the buffer, at an odd offset. */
+			if ((line = malloc(150001)) != NULL) {
+				memset(line, 'x', 150000);
+				line[150000] = '\0';
+				json_object_set_new(r, "long", json_string(line));
+				free(line);
+			}
+			CHECK(spool_job_write_fill(sp, a, SPOOL_REPORT,
+			    fill_report, r, &err) == 0);
+			spool_job_path(sp, a, SPOOL_REPORT, p, sizeof(p));
+			want = json_dumps(r, JSON_INDENT(2));
+			got = slurp(p);
+			CHECK(want != NULL && got != NULL &&
+			    strlen(got) == strlen(want) + 1 &&
+			    strncmp(got, want, strlen(want)) == 0 &&
+			    got[strlen(want)] == '\n');
+			free(want);
+			free(got);
+			json_decref(r);
+		}
+		wb_err_clear(&err);
+		CHECK(spool_job_write_fill(sp, a, SPOOL_REPORT, fill_fails, NULL,
+		    &err) != 0);
+		CHECK(err.code == WB_E_IO && CONTAINS(err.msg, "No space left"));
+		spool_job_path(sp, a, SPOOL_REPORT, p, sizeof(p));
+		CHECK(exists(p));
+		spool_job_path(sp, a, ".report.json.tmp", p, sizeof(p));
+		CHECK(!exists(p));
+		wb_err_clear(&err);
+	}
 	CHECK(spool_job_remove(sp, a) == 0);
 	spool_job_path(sp, a, NULL, p, sizeof(p));
 	CHECK(!exists(p));
