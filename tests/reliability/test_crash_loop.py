@@ -77,6 +77,8 @@ class Clients:
             try:
                 answer = h.slow_socket(self.d.port, head + chunks[0], chunks[1:],
                                        0.01 if pieces > 1 else 0, timeout=30)
+            except ConnectionRefusedError:
+                answer = b""    # killed before this connection
             finally:
                 with self.lock:
                     self.in_flight -= 1
