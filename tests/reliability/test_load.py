@@ -222,8 +222,9 @@ def test_load(cnn, tmp_path):
 
 
 def settled_rss(d, secs=5.0):
-    """The daemon's VmRSS once it stops falling (a worker frees a job's
-    report after answering it)."""
+    """The daemon's VmRSS once it stops falling: a worker frees a job's
+    report after answering it, and gives memory back after a second idle."""
+    time.sleep(1.5)
     last, deadline = h.rss_kib(d.proc.pid)[0], time.monotonic() + secs
     while time.monotonic() < deadline:
         time.sleep(0.25)
@@ -237,8 +238,8 @@ def settled_rss(d, secs=5.0):
 def test_memory_goes_back_after_many_tensor_jobs(tmp_path):
     """Jobs of 10,000 tensors, one after another: what each job allocated
     (its report alone is tens of megabytes) goes back to the system, so
-    the daemon's resident size stays near idle and stops growing, instead
-    of each worker's malloc arena keeping its peak."""
+    the daemon's resident size, once idle, stays near idle and stops
+    growing, instead of each worker's malloc arena keeping its peak."""
     import numpy as np
     n = 5000
     rng = np.random.default_rng(5)
