@@ -182,6 +182,29 @@ kh5_leave(void)
 	pthread_mutex_unlock(&kh5_lock);
 }
 
+/*
+ * HDF5's own message, for people.  A system call's failure comes as "file
+ * write failed: time = <date>\n, filename = '<path>', file descriptor =
+ * 13, errno = 28, error message = 'No space left on device', buf = ..."
+ * which would put a server's paths and a line break into an API's
+ * answer and lose the cause past our length cap: keep "file write failed"
+ * and say strerror(errno) instead.  Other messages are kept whole.
+ */
+static void
+kh5_reason(const char *desc, char *out, size_t len)
+{
+	const char *e = strstr(desc, "errno = ");
+	size_t head;
+	long n;
+
+	if (e == NULL || (n = strtol(e + 8, NULL, 10)) <= 0) {
+		snprintf(out, len, "%s", desc);
+		return;
+	}
+	head = strcspn(desc, ":,");
+	snprintf(out, len, "%.*s: %s", (int)head, desc, strerror((int)n));
+}
+
 static herr_t
 kh5_walk_cb(unsigned n, const H5E_error2_t *e, void *arg)
 {
@@ -189,7 +212,7 @@ kh5_walk_cb(unsigned n, const H5E_error2_t *e, void *arg)
 
 	/* Walking upward, entry 0 is where the failure was first noticed. */
 	if (n == 0 && e->desc != NULL)
-		snprintf(reason, KH5_REASON_MAX, "%s", e->desc);
+		kh5_reason(e->desc, reason, KH5_REASON_MAX);
 	return 0;
 }
 
