@@ -854,6 +854,46 @@ kh5_small_cache(hid_t fapl)
 	return H5Pset_mdc_config(fapl, &c);
 }
 
+/*
+ * Reserve the space the tensors will take before anything else is
+ * written, so a disk too small fails at once, naming the size, instead of
+ * after the tensors are read and converted, and HDF5's own writes at close
+ * do not run out of it (a failed close leaves a file id in HDF5's table).
+ * The file holds at least that many bytes, so nothing stays allocated past
+ * its end, and reserving before HDF5 writes any metadata keeps the space
+ * in a few extents.  File systems without fallocate(2) just go on.
+ */
+static int
+kh5_reserve(int fd, const struct kh5_layer *layers, size_t nlayers,
+    struct wb_err *err)
+{
+	uint64_t total = 0, n;
+	size_t i, j;
+	int d;
+
+	for (i = 0; i < nlayers; i++)
+		for (j = 0; j < layers[i].nweights; j++) {
+			const struct kh5_weight *wt = &layers[i].w[j];
+
+			n = sizeof(float);
+			for (d = 0; d < wt->ndim; d++) {
+				if (wt->shape[d] != 0 &&
+				    n > (uint64_t)INT64_MAX / wt->shape[d])
+					return 0;	/* refused later */
+				n *= wt->shape[d];
+			}
+			if (n > (uint64_t)INT64_MAX - total)
+				return 0;
+			total += n;
+		}
+	if (total == 0 || fallocate(fd, FALLOC_FL_KEEP_SIZE, 0,
+	    (off_t)total) == 0 || errno == EOPNOTSUPP || errno == ENOSYS ||
+	    errno == EINVAL)
+		return 0;
+	return wb_err_set(err, WB_E_IO, "the weight file needs at least %llu "
+	    "bytes: %s", (unsigned long long)total, strerror(errno));
+}
+
 static int
 kh5_create_locked(const char *path, enum kh5_format fmt,
     const struct kh5_layer *layers, size_t nlayers,
@@ -946,6 +986,8 @@ kh5_create_locked(const char *path, enum kh5_format fmt,
 	}
 	/* Not every file system does O_DIRECT; then all writes are buffered. */
 	w->dfd = open(path, O_RDWR | O_CLOEXEC | O_DIRECT);
+	if ((rc = kh5_reserve(w->rawfd, layers, nlayers, err)) != 0)
+		goto out;
 
 	if (fmt == KH5_LEGACY) {
 		for (i = 0; i < nlayers; i++)

@@ -4,7 +4,8 @@
  * torture runs (tests/fault/torture.py, docs/reliability.md).
  *
  * It wraps malloc, calloc, realloc, posix_memalign, aligned_alloc,
- * read, pread, preadv2, write, pwrite, fsync, fdatasync, rename and renameat, and
+ * read, pread, preadv2, write, pwrite, fallocate (a write, failing with
+ * ENOSPC), fsync, fdatasync, rename and renameat, and
  * hands every call to the next definition (glibc, or the sanitizer's
  * interceptors when preloaded into an ASan build, or valgrind's
  * replacements).  Calls are counted per class once the process is armed:
@@ -110,6 +111,7 @@ static ssize_t	 (*real_pread)(int, void *, size_t, off_t);
 static ssize_t	 (*real_preadv2)(int, const struct iovec *, int, off_t, int);
 static ssize_t	 (*real_write)(int, const void *, size_t);
 static ssize_t	 (*real_pwrite)(int, const void *, size_t, off_t);
+static int	 (*real_fallocate)(int, int, off_t, off_t);
 static int	 (*real_fsync)(int);
 static int	 (*real_fdatasync)(int);
 static int	 (*real_rename)(const char *, const char *);
@@ -287,6 +289,7 @@ wbf_resolve(void)
 	WBF_RESOLVE(preadv2);
 	WBF_RESOLVE(write);
 	WBF_RESOLVE(pwrite);
+	WBF_RESOLVE(fallocate);
 	WBF_RESOLVE(fsync);
 	WBF_RESOLVE(fdatasync);
 	WBF_RESOLVE(rename);
@@ -614,6 +617,27 @@ ssize_t
 pwrite64(int fd, const void *buf, size_t n, off_t off)
 {
 	return pwrite(fd, buf, n, off);
+}
+
+/* A full disk refuses a reservation with ENOSPC. */
+int
+fallocate(int fd, int mode, off_t off, off_t len)
+{
+	if (real_fallocate == NULL)
+		wbf_resolve();
+	if (wbf_hit(WBF_WRITE, "fallocate")) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return real_fallocate(fd, mode, off, len);
+}
+
+int	fallocate64(int, int, off_t, off_t);
+
+int
+fallocate64(int fd, int mode, off_t off, off_t len)
+{
+	return fallocate(fd, mode, off, len);
 }
 
 int
