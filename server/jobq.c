@@ -627,7 +627,7 @@ jobq_run(struct jobq *q, struct job *j, struct wb_err *err, json_t **report)
 	struct convert_opts o;
 	struct jobq_progress pg = { q, j };
 	char input[SPOOL_PATH_MAX], spec[SPOOL_PATH_MAX], out[SPOOL_PATH_MAX];
-	char upload[JOBQ_FILENAME_MAX + 8];
+	char dir[SPOOL_PATH_MAX + 1], upload[JOBQ_FILENAME_MAX + 8];
 	json_t *specj = NULL;
 	json_error_t jerr;
 	char format[JOBQ_FORMAT_MAX];
@@ -638,7 +638,8 @@ jobq_run(struct jobq *q, struct job *j, struct wb_err *err, json_t **report)
 	if (spool_job_path(q->sp, j->id, SPOOL_INPUT, input, sizeof(input)) ||
 	    spool_job_path(q->sp, j->id, SPOOL_SPEC, spec, sizeof(spec)) ||
 	    spool_job_path(q->sp, j->id, job_result_name(j), out,
-	    sizeof(out))) {
+	    sizeof(out)) ||
+	    spool_job_path(q->sp, j->id, NULL, dir, sizeof(dir) - 1)) {
 		wb_err_set(err, WB_E_IO, "job path too long");
 		return;
 	}
@@ -678,11 +679,19 @@ jobq_run(struct jobq *q, struct job *j, struct wb_err *err, json_t **report)
 		o.threads = ncpu > (long)busy ? (int)(ncpu / (long)busy) : 1;
 	}
 	(void)convert_run(&o, report, err);
-	/* Name the upload as the client did, not by its spool path. */
+	/*
+	 * Name the upload as the client did, and the output files without
+	 * the spool's path ("result.h5.tmp-..."): a client has no business
+	 * knowing the server's directories.
+	 */
 	snprintf(upload, sizeof(upload), "%s.npz", j->filename);
+	strcat(dir, "/");
 	jobq_scrub(err->msg, sizeof(err->msg), input, upload);
-	if (*report != NULL)
+	jobq_scrub(err->msg, sizeof(err->msg), dir, "");
+	if (*report != NULL) {
 		jobq_scrub_json(*report, input, upload);
+		jobq_scrub_json(*report, dir, "");
+	}
 	if (*report != NULL && json_is_object(json_object_get(*report,
 	    "source")))
 		json_object_set_new(json_object_get(*report, "source"), "file",

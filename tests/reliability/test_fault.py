@@ -224,3 +224,32 @@ def test_disk_full_fails_job_keeps_serving(cnn, disk_full):
 
 def test_disk_full_daemon_still_stops_cleanly(disk_full):
     assert disk_full["exit"] == 0, disk_full["log"][-2000:]
+
+
+def test_daemon_output_errors_do_not_show_the_spool(cnn, tmp_path):
+    """Under the fault shim, the first write after a job opens its input
+    fails (HDF5 creating the result) and the one after (reserving its
+    space) does: the job fails with an error that names the file by its
+    own name, and neither the job nor its report shows the spool's path."""
+    assert h.SHIM.exists(), "build the shim first (tests/reliability/run.sh)"
+    seen = []
+    for n, want in ((1, r"^cannot create 'result\.h5\.tmp-\w+' \(HDF5: file write failed: "
+                        r"Input/output error\)$"),
+                    (2, r"^the weight file needs at least \d+ bytes: No space left on device$")):
+        spool = tmp_path / f"spool{n}"
+        d = h.Daemon(tmp_path, ["--workers", "1"], spool=spool, name=f"d{n}",
+                     env={"LD_PRELOAD": str(h.SHIM), "WBFAULT_FAIL": f"write:{n}",
+                          "WBFAULT_MARK": "input.npz"})
+        d.start()
+        try:
+            r = d.submit(cnn["npz"].read_bytes(), cnn["spec"], "?wait=60")
+            job = r.json()
+            rep = d.request("GET", f"/v1/jobs/{job['id']}/report")
+        finally:
+            assert d.stop() == 0, d.logtext()[-2000:]
+        assert job["state"] == "failed", job
+        detail = job["error"]["detail"]
+        seen.append(detail)
+        assert re.match(want, detail), detail
+        assert str(spool) not in r.body.decode() and str(spool) not in rep.body.decode()
+    h.record("fault", daemon_output_errors=seen)
