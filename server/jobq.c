@@ -729,7 +729,8 @@ jobq_worker(void *arg)
 			 * arena, which otherwise keeps its peak (measured: 108
 			 * MB idle after one 20,000-tensor job, 289 MB after
 			 * four).  Not at once: jobs back to back would fault
-			 * their memory in again (about 0.03 s a ResNet-50 job).
+			 * their memory in again (ResNet-50 jobs: medians 0.02
+			 * to 0.06 s slower).
 			 */
 			ms = jobq_mono_ms() + JOBQ_TRIM_IDLE_MS;
 			ts.tv_sec = (time_t)(ms / 1000);
