@@ -159,8 +159,9 @@ write_json(const char *path, const json_t *j, struct wb_err *err)
 		    strerror(errno));
 		goto out;
 	}
-	if ((e = report_write_fd(fd, j, flags)) != 0 ||
-	    (fsync(fd) != 0 && (e = errno) != 0)) {
+	if ((e = report_write_fd(fd, j, flags)) == 0 && fsync(fd) != 0)
+		e = errno;
+	if (e != 0) {
 		rc = wb_err_set(err, WB_E_IO, "cannot write '%s': %s", path,
 		    strerror(e));
 		goto out;
