@@ -875,15 +875,12 @@ kh5_reserve(int fd, const struct kh5_layer *layers, size_t nlayers,
 		for (j = 0; j < layers[i].nweights; j++) {
 			const struct kh5_weight *wt = &layers[i].w[j];
 
+			/* Each fits a size_t: checked in kh5_check_layers. */
 			n = sizeof(float);
-			for (d = 0; d < wt->ndim; d++) {
-				if (wt->shape[d] != 0 &&
-				    n > (uint64_t)INT64_MAX / wt->shape[d])
-					return 0;	/* refused later */
+			for (d = 0; d < wt->ndim; d++)
 				n *= wt->shape[d];
-			}
 			if (n > (uint64_t)INT64_MAX - total)
-				return 0;
+				return 0;	/* no file is that big */
 			total += n;
 		}
 	if (total == 0 || fallocate(fd, FALLOC_FL_KEEP_SIZE, 0,

@@ -598,25 +598,42 @@ jobq_scrub(char *s, size_t len, const char *path, const char *name)
 	snprintf(s, len, "%s", out);
 }
 
+/*
+ * A job's spool paths as a client may see them: its input by the name the
+ * client uploaded, its other files (result.h5.tmp-..., .report.json.tmp)
+ * by their own names.  dir ends in '/' and begins input.
+ */
+struct jobq_paths {
+	const char	*input, *upload, *dir;
+};
+
+static void
+jobq_unspool(char *s, size_t len, const struct jobq_paths *jp)
+{
+	jobq_scrub(s, len, jp->input, jp->upload);
+	jobq_scrub(s, len, jp->dir, "");
+}
+
 /* The same for every string in a report (problem messages, mostly). */
 static void
-jobq_scrub_json(json_t *v, const char *path, const char *name)
+jobq_unspool_json(json_t *v, const struct jobq_paths *jp)
 {
 	char buf[WB_ERR_MSG_MAX];
 	const char *key;
 	json_t *x;
 	size_t i;
 
-	if (json_is_string(v) && strstr(json_string_value(v), path) != NULL) {
+	if (json_is_string(v) && strstr(json_string_value(v), jp->dir) !=
+	    NULL) {
 		snprintf(buf, sizeof(buf), "%s", json_string_value(v));
-		jobq_scrub(buf, sizeof(buf), path, name);
+		jobq_unspool(buf, sizeof(buf), jp);
 		(void)json_string_set(v, buf);
 	} else if (json_is_object(v)) {
 		json_object_foreach(v, key, x)
-			jobq_scrub_json(x, path, name);
+			jobq_unspool_json(x, jp);
 	} else if (json_is_array(v)) {
 		json_array_foreach(v, i, x)
-			jobq_scrub_json(x, path, name);
+			jobq_unspool_json(x, jp);
 	}
 }
 
@@ -638,6 +655,7 @@ jobq_run(struct jobq *q, struct job *j, struct wb_err *err, json_t **report)
 	struct wb_err werr;
 	char input[SPOOL_PATH_MAX], spec[SPOOL_PATH_MAX], out[SPOOL_PATH_MAX];
 	char dir[SPOOL_PATH_MAX + 1], upload[JOBQ_FILENAME_MAX + 8];
+	const struct jobq_paths jp = { input, upload, dir };
 	json_t *specj = NULL;
 	json_error_t jerr;
 	char format[JOBQ_FORMAT_MAX];
@@ -689,19 +707,11 @@ jobq_run(struct jobq *q, struct job *j, struct wb_err *err, json_t **report)
 		o.threads = ncpu > (long)busy ? (int)(ncpu / (long)busy) : 1;
 	}
 	(void)convert_run(&o, report, err);
-	/*
-	 * Name the upload as the client did, and the output files without
-	 * the spool's path ("result.h5.tmp-..."): a client has no business
-	 * knowing the server's directories.
-	 */
+	/* A client has no business knowing the server's directories. */
 	snprintf(upload, sizeof(upload), "%s.npz", j->filename);
 	strcat(dir, "/");
-	jobq_scrub(err->msg, sizeof(err->msg), input, upload);
-	jobq_scrub(err->msg, sizeof(err->msg), dir, "");
-	if (*report != NULL) {
-		jobq_scrub_json(*report, input, upload);
-		jobq_scrub_json(*report, dir, "");
-	}
+	if (*report != NULL)
+		jobq_unspool_json(*report, &jp);
 	if (*report != NULL && json_is_object(json_object_get(*report,
 	    "source")))
 		json_object_set_new(json_object_get(*report, "source"), "file",
@@ -714,10 +724,9 @@ jobq_run(struct jobq *q, struct job *j, struct wb_err *err, json_t **report)
 	wb_err_clear(&werr);
 	if (*report != NULL && err->code != WB_E_CANCELLED &&
 	    spool_job_write_fill(q->sp, j->id, SPOOL_REPORT, jobq_fill_report,
-	    *report, &werr) != 0 && err->code == WB_OK) {
+	    *report, &werr) != 0 && err->code == WB_OK)
 		*err = werr;
-		jobq_scrub(err->msg, sizeof(err->msg), dir, "");
-	}
+	jobq_unspool(err->msg, sizeof(err->msg), &jp);
 	json_decref(specj);
 }
 

@@ -417,19 +417,9 @@ struct spool_bytes {
 static int
 spool_fill_bytes(int fd, void *arg)
 {
-	struct spool_bytes *b = arg;
-	ssize_t n;
+	const struct spool_bytes *b = arg;
 
-	while (b->len > 0) {
-		if ((n = write(fd, b->p, b->len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return errno;
-		}
-		b->p += n;
-		b->len -= (size_t)n;
-	}
-	return 0;
+	return spool_pwrite_all(fd, b->p, b->len, 0);	/* a new file */
 }
 
 static int
